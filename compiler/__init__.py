@@ -1,0 +1,1 @@
+"""The astra compiler: astra.yml → validated, frozen, hashed routing table."""

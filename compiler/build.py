@@ -1,0 +1,273 @@
+"""Freeze a checked config into routing-table JSON: clusters, agent plans, every default resolved.
+
+Clusters are keyed by `table.cluster_key(provider, modelId, baseUrl)` and shared by every agent
+that resolves to the same key; the first definition in file order wins, and a later one that
+disagrees on cluster-level settings gets AST216. Mock clusters whose options differ get distinct
+keys (`mock://local#<hash>`), so fault drills with several mocks need no extra naming.
+
+Plans are the primary, then the fallbacks in order. A fallback `{agent: ID}` splices in that
+agent's whole plan, skipping clusters already in the plan; cycles (AST206) and unknown agents
+(AST207) are errors, as are written entries that repeat the primary (AST204) or an earlier
+entry (AST205).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from compiler.config import AgentConfig, AgentRef, Config, Target
+from compiler.diagnostics import Diagnostic
+from compiler.providers import PROVIDERS, ProviderSpec, canonical_provider, normalise_base_url
+from compiler.schemas import schema_defaults
+from compiler.table import SCHEMA_VERSION, Json, canonical_json, cluster_key, content_hash
+from compiler.validate import suggestion
+from compiler.yamlpos import Path
+
+_FLOATS = ("jitter", "failRate")
+
+
+def _layer(pointer: str, *overrides: Mapping[str, Any] | None) -> Json:
+    """Schema defaults at `pointer`, overridden by each mapping in turn (floats kept floats)."""
+    merged = schema_defaults(pointer)
+    for override in overrides:
+        merged.update(override or {})
+    return {k: float(v) if k in _FLOATS else v for k, v in merged.items()}
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+# --- clusters -----------------------------------------------------------------------------------
+
+def _mock(options: Mapping[str, Any] | None) -> Json:
+    nullable = {"reply": None, "status": None, "retryAfterMs": None, "cutAfterChunks": None}
+    return {**nullable, **_layer("$defs/mock", options)}
+
+
+_DEFAULT_MOCK_HASH = canonical_json(_mock(None))
+
+
+def _key_suffix(mock: Json | None) -> str:
+    if mock is None or canonical_json(mock) == _DEFAULT_MOCK_HASH:
+        return ""
+    return "#" + hashlib.sha256(canonical_json(mock)).hexdigest()[:8]
+
+
+def _vertex(vertex: Mapping[str, Any] | None) -> Json | None:
+    if vertex is None:
+        return None
+    return {"project": vertex["project"], "location": vertex["location"],
+            "credentialsFile": vertex.get("credentialsFile")}
+
+
+def _base_url(spec: ProviderSpec, endpoint: str | None, region: str | None, vertex: Json | None) -> str:
+    if endpoint:
+        return normalise_base_url(spec, endpoint)
+    if spec.wire == "bedrock":
+        return f"https://bedrock-runtime.{region}.amazonaws.com" if region else ""
+    if vertex is not None:
+        location = vertex["location"]
+        return "https://aiplatform.googleapis.com" if location == "global" else \
+            f"https://{location}-aiplatform.googleapis.com"
+    return spec.default_base_url
+
+
+def _credentials(spec: ProviderSpec, mode: str, shared: Mapping[str, Any], vertex: Json | None) -> Json:
+    if spec.auth == "sigv4":
+        return {"mode": "aws", "env": None, "required": False}
+    if vertex is not None:
+        return {"mode": "google", "env": None, "required": False}
+    if spec.auth == "none":
+        return {"mode": "none", "env": None, "required": False}
+    if mode == "passthrough":
+        return {"mode": "passthrough", "env": None, "required": False}
+    return {"mode": "env", "env": shared.get("apiKeyEnv") or spec.api_key_env, "required": spec.key_required}
+
+
+def _rules(spec: ProviderSpec) -> Json:
+    return {
+        "dropParams": list(spec.drop_params),
+        "renameParams": dict(spec.rename_params),
+        "dropMessageKeys": list(spec.drop_message_keys),
+        "developerAsSystem": spec.developer_as_system,
+        "maxChoices": spec.max_choices,
+        "temperatureMax": float(spec.temperature_max),
+    }
+
+
+def resolve_cluster(config: Config, target: Target, agent_breaker: Mapping[str, Any] | None) -> tuple[str, Json]:
+    """The cluster key and JSON for one written target (its provider is known)."""
+    spec = PROVIDERS[canonical_provider(target.provider) or ""]
+    shared = config.provider_settings(spec.id)
+    endpoint = target.endpoint or shared.get("endpoint")
+    region = (target.region or shared.get("region")) if spec.wire == "bedrock" else None
+    vertex = _vertex(target.vertex or shared.get("vertex")) if spec.wire == "gemini" else None
+    base_url = _base_url(spec, endpoint, region, vertex)
+    mock = _mock(target.mock) if spec.wire == "mock" else None
+    breaker = _layer("$defs/circuitBreaker", config.settings.get("circuitBreaker"),
+                     shared.get("circuitBreaker"), agent_breaker)
+    mode = target.credentials or shared.get("credentials") or "env"
+    cluster = {
+        "provider": spec.id,
+        "wire": spec.wire,
+        "modelId": target.model_id,
+        "baseUrl": base_url,
+        "baseUrlEnv": None if endpoint else spec.base_url_env,
+        "auth": spec.auth,
+        "credentials": _credentials(spec, mode, shared, vertex),
+        "headers": {**spec.default_headers, **shared.get("headers", {})},
+        "breaker": breaker,
+        "rules": _rules(spec),
+        "streaming": spec.streaming and target.capabilities.get("streaming", True),
+        "tools": spec.tools and target.capabilities.get("tools", True),
+        "region": region,
+        "vertex": vertex,
+        "mock": mock,
+    }
+    return cluster_key(spec.id, target.model_id, base_url + _key_suffix(mock)), cluster
+
+
+# --- the build ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class PlanEntry:
+    """One cluster of an agent's plan and the YAML path that put it there."""
+
+    key: str
+    path: Path
+
+
+@dataclass(slots=True)
+class Origins:
+    """Where table entries came from, so checks after the build can point into the YAML."""
+
+    agents: dict[str, AgentConfig] = field(default_factory=dict)
+    clusters: dict[str, Path] = field(default_factory=dict)
+    plans: dict[str, list[PlanEntry]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    table: Json
+    origins: Origins
+    diagnostics: list[Diagnostic]
+
+
+@dataclass(slots=True)
+class _Builder:
+    config: Config
+    clusters: dict[str, Json] = field(default_factory=dict)
+    origins: Origins = field(default_factory=Origins)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    own: dict[str, tuple[PlanEntry, list[PlanEntry | AgentRef]]] = field(default_factory=dict)
+
+    def report(self, path: Path, code: str, message: str, *, at_key: bool = False) -> None:
+        doc = self.config.doc
+        self.diagnostics.append(doc.diag(doc.key_pos(path) if at_key else doc.value_pos(path), code, message))
+
+    def add_cluster(self, agent: AgentConfig, target: Target) -> PlanEntry:
+        key, cluster = resolve_cluster(self.config, target, agent.body.get("circuitBreaker"))
+        first = self.clusters.setdefault(key, cluster)
+        self.origins.clusters.setdefault(key, target.path)
+        if first is not cluster and first != cluster:
+            fields = ", ".join(k for k in cluster if cluster[k] != first[k])
+            line = self.config.doc.value_pos(self.origins.clusters[key]).line
+            self.report(target.path, "AST216", f"cluster {key} is also defined at line {line} with different "
+                        f"{fields}; the first definition is used")
+        return PlanEntry(key, target.path)
+
+    def collect(self, agent: AgentConfig) -> None:
+        primary = self.add_cluster(agent, agent.primary)
+        fallbacks = [f if isinstance(f, AgentRef) else self.add_cluster(agent, f) for f in agent.fallbacks]
+        self.own.setdefault(agent.id, (primary, fallbacks))
+        self.origins.agents.setdefault(agent.id, agent)
+
+    def _splice(self, plan: list[PlanEntry], ref: AgentRef, stack: list[str]) -> None:
+        if ref.agent_id not in self.own:
+            message = f"fallback names unknown agent '{ref.agent_id}'{suggestion(ref.agent_id, self.own)}"
+            self.report((*ref.path, "agent"), "AST207", message)
+        elif ref.agent_id in stack:
+            loop = " → ".join([*stack[stack.index(ref.agent_id):], ref.agent_id])
+            self.report((*ref.path, "agent"), "AST206", f"fallback cycle: {loop}")
+        else:
+            taken = {entry.key for entry in plan}
+            plan.extend(PlanEntry(e.key, ref.path) for e in self.plan(ref.agent_id, stack) if e.key not in taken)
+
+    def _append(self, plan: list[PlanEntry], entry: PlanEntry) -> None:
+        keys = [e.key for e in plan]
+        if entry.key == keys[0]:
+            self.report(entry.path, "AST204", f"fallback is the same as the primary ({entry.key})")
+        elif entry.key in keys:
+            where = self.config.doc.value_pos(plan[keys.index(entry.key)].path).line
+            self.report(entry.path, "AST205", f"fallback {entry.key} is already in the plan (line {where})")
+        else:
+            plan.append(entry)
+
+    def plan(self, agent_id: str, stack: list[str]) -> list[PlanEntry]:
+        """The agent's expanded plan (memoised); reports chain problems once."""
+        if agent_id in self.origins.plans:
+            return self.origins.plans[agent_id]
+        stack.append(agent_id)
+        primary, fallbacks = self.own[agent_id]
+        plan = [primary]
+        for entry in fallbacks:
+            if isinstance(entry, AgentRef):
+                self._splice(plan, entry, stack)
+            else:
+                self._append(plan, entry)
+        stack.pop()
+        self.origins.plans[agent_id] = plan
+        return plan
+
+
+def _agent_json(config: Config, agent: AgentConfig, plan: list[PlanEntry]) -> Json:
+    body, model, settings = agent.body, agent.model, config.settings
+    tools = body.get("tools", {})
+    return {
+        "displayName": body.get("displayName"),
+        "tier": body.get("tier"),
+        "plan": [entry.key for entry in plan],
+        "maxContextTokens": model.get("maxContextTokens"),
+        "maxOutputTokens": model.get("maxOutputTokens"),
+        "temperature": _optional_float(model.get("temperature")),
+        "systemPrompt": body.get("systemPrompt"),
+        "promptVars": dict(body.get("promptVars", {})),
+        "tools": {"allow": tools.get("allow"), "deny": _layer("$defs/agent/properties/tools", tools)["deny"]},
+        "retry": _layer("$defs/retry", settings.get("retry"), body.get("retry")),
+        "timeouts": _layer("$defs/timeouts", settings.get("timeouts"), body.get("timeouts")),
+        "requestTimeoutMs": body.get("requestTimeoutMs")
+        or _layer("$defs/settings", settings)["requestTimeoutMs"],
+        "promptCache": _layer("$defs/agent/properties/promptCache", body.get("promptCache")),
+    }
+
+
+def _settings_json(settings: Mapping[str, Any]) -> Json:
+    gateway = _layer("$defs/settings", settings)
+    return {
+        "listen": _layer("$defs/settings/properties/listen", settings.get("listen")),
+        "drainGraceMs": gateway["drainGraceMs"],
+        "maxBodyBytes": gateway["maxBodyBytes"],
+        "inboundTokenEnv": settings.get("inboundAuth", {}).get("tokenEnv"),
+    }
+
+
+def build_table(config: Config, source_sha256: str) -> BuildResult:
+    """The routing-table JSON for a config that passed the document checks, with its hash."""
+    builder = _Builder(config)
+    for agent in config.agents:
+        builder.collect(agent)
+    agents = {agent_id: _agent_json(config, agent, builder.plan(agent_id, []))
+              for agent_id, agent in builder.origins.agents.items()}
+    table: Json = {
+        "schemaVersion": SCHEMA_VERSION,
+        "sourceSha256": source_sha256,
+        "settings": _settings_json(config.settings),
+        "clusters": builder.clusters,
+        "agents": agents,
+    }
+    table["hash"] = content_hash(table)
+    return BuildResult(table, builder.origins, builder.diagnostics)

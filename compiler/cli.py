@@ -1,0 +1,201 @@
+"""The `astra` command: lint, compile, explain and serve.
+
+Exit status: 0 success; 1 errors in the input (or warnings with --strict, or drift with
+--check); 2 usage or I/O errors. Each verb registers itself in `VERBS`, so a new one (`diff`)
+is one more entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+
+from compiler.diagnostics import FORMATTERS, IO_CODES, Diagnostic, format_text, has_errors
+from compiler.explain import explain_agent
+from compiler.loader import CompileError, compile_file, load_routing_table
+from compiler.table import dump_table_json
+from compiler.validate import suggestion
+
+Run = Callable[[argparse.Namespace], int]
+
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+
+
+def _status(diagnostics: Sequence[Diagnostic], *, strict: bool = False) -> int:
+    if any(d.code in IO_CODES for d in diagnostics):
+        return EXIT_USAGE
+    if has_errors(diagnostics) or (strict and diagnostics):
+        return EXIT_ERRORS
+    return EXIT_OK
+
+
+def _summary(diagnostics: Sequence[Diagnostic], files: int) -> str:
+    errors = sum(d.is_error for d in diagnostics)
+    warnings = len(diagnostics) - errors
+    return f"{errors} error(s), {warnings} warning(s) in {files} file(s)\n"
+
+
+# --- lint ---------------------------------------------------------------------------------------
+
+def _run_lint(args: argparse.Namespace) -> int:
+    env = os.environ if args.check_env else None
+    found: list[Diagnostic] = []
+    for path in args.files:
+        found.extend(compile_file(path, env=env)[1])
+    sys.stdout.write(FORMATTERS[args.format](found))
+    if args.format == "text":
+        sys.stderr.write(_summary(found, len(args.files)))
+    return _status(found, strict=args.strict)
+
+
+def _add_lint(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    lint = verbs.add_parser("lint", help="check astra.yml files and report diagnostics")
+    lint.add_argument("files", nargs="+", metavar="FILE")
+    lint.add_argument("--format", choices=sorted(FORMATTERS), default="text", help="output format (default: text)")
+    lint.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+    lint.add_argument("--check-env", action="store_true", help="warn about unset credential variables")
+    lint.set_defaults(run=_run_lint)
+
+
+# --- compile ------------------------------------------------------------------------------------
+
+def _write_atomically(path: str, text: str) -> None:
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_drift(args: argparse.Namespace, text: str) -> int:
+    try:
+        current = Path(args.output).read_text(encoding="utf-8")
+    except OSError:
+        current = None
+    if current != text:
+        state = "is missing" if current is None else "differs from"
+        sys.stderr.write(f"{args.output} {state} what {args.file} compiles to; "
+                         f"run: astra compile {args.file} -o {args.output}\n")
+        return EXIT_ERRORS
+    sys.stderr.write(f"{args.output} is up to date\n")
+    return EXIT_OK
+
+
+def _run_compile(args: argparse.Namespace) -> int:
+    if args.check and not args.output:
+        sys.stderr.write("astra compile: --check needs -o OUT (the file to compare)\n")
+        return EXIT_USAGE
+    table, found = compile_file(args.file)
+    sys.stderr.write(format_text(found))
+    if table is None:
+        return _status(found)
+    text = dump_table_json(table)
+    if args.check:
+        return _check_drift(args, text)
+    if not args.output:
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        _write_atomically(args.output, text)
+    except OSError as exc:
+        sys.stderr.write(f"astra compile: cannot write {args.output}: {exc.strerror or exc}\n")
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _add_compile(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    comp = verbs.add_parser("compile", help="compile astra.yml into a routing table (JSON)")
+    comp.add_argument("file", metavar="FILE")
+    comp.add_argument("-o", "--output", metavar="OUT", help="write the table here (default: stdout)")
+    comp.add_argument("--check", action="store_true", help="exit 1 when OUT differs from what FILE compiles to")
+    comp.set_defaults(run=_run_compile)
+
+
+# --- explain ------------------------------------------------------------------------------------
+
+def _run_explain(args: argparse.Namespace) -> int:
+    try:
+        table = load_routing_table(args.file)
+    except CompileError as exc:
+        sys.stderr.write(format_text(exc.diagnostics))
+        return _status(exc.diagnostics)
+    agent = table.agents.get(args.agent)
+    if agent is None:
+        known = ", ".join(sorted(table.agents))
+        sys.stderr.write(f"astra explain: no agent '{args.agent}'{suggestion(args.agent, table.agents)} "
+                         f"(agents: {known})\n")
+        return EXIT_USAGE
+    sys.stdout.write(explain_agent(table, agent))
+    return EXIT_OK
+
+
+def _add_explain(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    exp = verbs.add_parser("explain", help="describe one agent's resolved route in plain words")
+    exp.add_argument("file", metavar="FILE", help="astra.yml or a compiled routing table")
+    exp.add_argument("agent", metavar="AGENT")
+    exp.set_defaults(run=_run_explain)
+
+
+# --- serve --------------------------------------------------------------------------------------
+
+def _run_serve(args: argparse.Namespace) -> int:
+    try:
+        from sidecar.server import serve_main
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("sidecar", "sidecar.server"):
+            raise
+        sys.stderr.write("astra serve: the sidecar (sidecar.server) is not available in this installation\n")
+        return EXIT_USAGE
+    status: int = serve_main(args)
+    return status
+
+
+def _add_serve(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = verbs.add_parser("serve", help="run the sidecar proxy")
+    serve.add_argument("config", metavar="CONFIG_OR_TABLE", help="astra.yml or a compiled routing table")
+    serve.add_argument("--host", help="listen address (default: settings.listen.host)")
+    serve.add_argument("--port", type=int, help="listen port (default: settings.listen.port)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+    serve.set_defaults(run=_run_serve)
+
+
+VERBS = (_add_lint, _add_compile, _add_explain, _add_serve)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("astra-sidecar")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="astra", description="Compile, lint and serve astra.yml LLM gateway configs.")
+    parser.add_argument("--version", action="version", version=f"astra {_version()}")
+    verbs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in VERBS:
+        add(verbs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the `astra` command line; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    run: Run = args.run
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

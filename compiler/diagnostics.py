@@ -1,0 +1,173 @@
+"""Compiler diagnostics as values: `file:line:col: severity CODE message`.
+
+Every diagnostic carries a stable code from `CODES`; codes never change meaning once released.
+Lines and columns are 1-based. Position convention (see docs/config.md): a diagnostic about a
+key (unknown, duplicate, missing something inside it) points at the key; one about a value points
+at the value; an empty value points at its key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class CodeInfo:
+    severity: Severity
+    title: str
+
+
+_E, _W = Severity.ERROR, Severity.WARNING
+
+#: Every diagnostic code with its severity and a one-line title (docs, SARIF rules).
+CODES: MappingProxyType[str, CodeInfo] = MappingProxyType(
+    {
+        "AST001": CodeInfo(_E, "file cannot be read"),
+        "AST002": CodeInfo(_E, "file too large"),
+        "AST003": CodeInfo(_E, "binary file or not UTF-8 text"),
+        "AST004": CodeInfo(_E, "empty document"),
+        "AST005": CodeInfo(_E, "YAML syntax error"),
+        "AST006": CodeInfo(_E, "tab character used for indentation"),
+        "AST007": CodeInfo(_E, "YAML structure refused (alias bomb, recursive alias, deep nesting)"),
+        "AST008": CodeInfo(_E, "duplicate YAML key"),
+        "AST009": CodeInfo(_E, "unsupported YAML construct"),
+        "AST010": CodeInfo(_E, "top level is not a mapping"),
+        "AST101": CodeInfo(_E, "unknown key"),
+        "AST102": CodeInfo(_E, "missing required key"),
+        "AST103": CodeInfo(_E, "wrong type"),
+        "AST104": CodeInfo(_E, "invalid value"),
+        "AST105": CodeInfo(_E, "number out of range"),
+        "AST201": CodeInfo(_E, "agent id conflict"),
+        "AST202": CodeInfo(_E, "unknown provider"),
+        "AST203": CodeInfo(_E, "provider needs an endpoint"),
+        "AST204": CodeInfo(_E, "fallback is the same as the primary"),
+        "AST205": CodeInfo(_E, "fallback chain lists a target twice"),
+        "AST206": CodeInfo(_E, "fallback cycle between agents"),
+        "AST207": CodeInfo(_E, "fallback names an unknown agent"),
+        "AST208": CodeInfo(_W, "fallback lacks a capability the agent needs"),
+        "AST209": CodeInfo(_E, "maxOutputTokens exceeds maxContextTokens"),
+        "AST210": CodeInfo(_E, "temperature above the provider's maximum"),
+        "AST211": CodeInfo(_E, "tool both allowed and denied"),
+        "AST212": CodeInfo(_E, "systemPrompt template syntax error"),
+        "AST213": CodeInfo(_E, "systemPrompt uses an undefined variable"),
+        "AST214": CodeInfo(_W, "worst-case latency exceeds the request deadline"),
+        "AST215": CodeInfo(_W, "credential environment variable not set (--check-env)"),
+        "AST216": CodeInfo(_W, "conflicting definitions of one cluster"),
+        "AST217": CodeInfo(_E, "option does not apply to this provider"),
+        "AST301": CodeInfo(_E, "routing table does not match its schema"),
+        "AST302": CodeInfo(_E, "routing table hash mismatch"),
+    }
+)
+
+#: Codes that mean the input could not be read at all (CLI exit status 2).
+IO_CODES = frozenset({"AST001"})
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Diagnostic:
+    """One finding. Ordering is by file, position, code, then message."""
+
+    file: str
+    line: int
+    col: int
+    code: str
+    message: str
+
+    @property
+    def severity(self) -> Severity:
+        return CODES[self.code].severity
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.severity.value} {self.code} {self.message}"
+
+
+def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
+    return any(d.is_error for d in diagnostics)
+
+
+def format_text(diagnostics: Sequence[Diagnostic]) -> str:
+    return "".join(f"{d}\n" for d in diagnostics)
+
+
+def _as_dict(d: Diagnostic) -> dict[str, Any]:
+    return {
+        "file": d.file,
+        "line": d.line,
+        "column": d.col,
+        "severity": d.severity.value,
+        "code": d.code,
+        "message": d.message,
+    }
+
+
+def format_json(diagnostics: Sequence[Diagnostic]) -> str:
+    return json.dumps([_as_dict(d) for d in diagnostics], indent=2, ensure_ascii=False) + "\n"
+
+
+def _gh_escape(text: str, *, prop: bool) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+
+def format_github(diagnostics: Sequence[Diagnostic]) -> str:
+    """GitHub Actions workflow commands, one annotation per diagnostic."""
+    lines = []
+    for d in diagnostics:
+        props = f"file={_gh_escape(d.file, prop=True)},line={d.line},col={d.col},title={d.code}"
+        lines.append(f"::{d.severity.value} {props}::{_gh_escape(d.message, prop=False)}\n")
+    return "".join(lines)
+
+
+def format_sarif(diagnostics: Sequence[Diagnostic]) -> str:
+    """SARIF 2.1.0 with one rule per code used."""
+    used = sorted({d.code for d in diagnostics})
+    rules = [
+        {
+            "id": code,
+            "shortDescription": {"text": CODES[code].title},
+            "defaultConfiguration": {"level": CODES[code].severity.value},
+        }
+        for code in used
+    ]
+    results = [
+        {
+            "ruleId": d.code,
+            "ruleIndex": used.index(d.code),
+            "level": d.severity.value,
+            "message": {"text": d.message},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": d.file.replace("\\", "/")},
+                        "region": {"startLine": d.line, "startColumn": d.col},
+                    }
+                }
+            ],
+        }
+        for d in diagnostics
+    ]
+    log = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{"tool": {"driver": {"name": "astra", "rules": rules}}, "results": results}],
+    }
+    return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
+
+
+FORMATTERS = MappingProxyType(
+    {"text": format_text, "json": format_json, "github": format_github, "sarif": format_sarif}
+)

@@ -1,0 +1,134 @@
+"""The compile pipeline, and the one entry point the sidecar uses to get a routing table.
+
+Stages, each run only when the ones before found no errors: YAML with positions → JSON Schema →
+document checks → build (clusters, plans) → table checks. Warnings never stop the pipeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from compiler.build import build_table
+from compiler.config import read_config
+from compiler.diagnostics import Diagnostic, format_text, has_errors
+from compiler.schemas import TABLE_SCHEMA, validator
+from compiler.semantic import check_config
+from compiler.table import Json, RoutingTable, content_hash, table_from_json
+from compiler.tablecheck import check_env, check_table
+from compiler.validate import validate
+from compiler.yamlpos import ORIGIN, YamlDocument, dotted, load_bytes, load_text, read_source
+
+
+class CompileError(Exception):
+    """The input could not be turned into a routing table; `diagnostics` says why and where."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
+        self.diagnostics = tuple(sorted(diagnostics))
+        errors = [d for d in self.diagnostics if d.is_error] or list(self.diagnostics)
+        super().__init__(format_text(errors).rstrip("\n"))
+
+
+@dataclass(frozen=True, slots=True)
+class CompileResult:
+    """The table JSON (None when there are errors) and every diagnostic, sorted."""
+
+    table: Json | None
+    diagnostics: tuple[Diagnostic, ...]
+
+
+def _pipeline(doc: YamlDocument, raw: bytes, env: Mapping[str, str] | None, found: list[Diagnostic]) -> Json | None:
+    """Run the stages after loading, appending to `found`; the table only when nothing is an error."""
+    found += validate(doc)
+    if has_errors(found):
+        return None
+    config = read_config(doc)
+    found += check_config(config)
+    if has_errors(found):
+        return None
+    built = build_table(config, hashlib.sha256(raw).hexdigest())
+    found += built.diagnostics
+    if has_errors(found):
+        return None
+    frozen = table_from_json(built.table)
+    found += check_table(doc, frozen, built.origins)
+    if env is not None:
+        found += check_env(doc, frozen, built.origins, env)
+    return None if has_errors(found) else built.table
+
+
+def compile_source(raw: bytes, name: str, *, env: Mapping[str, str] | None = None) -> CompileResult:
+    """Compile astra.yml bytes. `env`, when given, turns on the credential-variable check."""
+    loaded = load_bytes(raw, name)
+    found = list(loaded.diagnostics)
+    table = _pipeline(loaded.document, raw, env, found) if loaded.document else None
+    return CompileResult(table, tuple(sorted(found)))
+
+
+def compile_file(path: str, *, env: Mapping[str, str] | None = None) -> tuple[Json | None, list[Diagnostic]]:
+    """Compile the astra.yml at `path`: (table JSON or None, sorted diagnostics)."""
+    raw, problems = read_source(path)
+    if raw is None:
+        return None, list(problems)
+    result = compile_source(raw, path, env=env)
+    return result.table, list(result.diagnostics)
+
+
+# --- reading a compiled table -------------------------------------------------------------------
+
+def _as_table_json(raw: bytes) -> Json | None:
+    """The parsed JSON when `raw` is a routing-table file (an object with schemaVersion), else None."""
+    if not raw.lstrip().startswith(b"{"):
+        return None
+    try:
+        data: Any = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and "schemaVersion" in data else None
+
+
+def _table_problems(data: Json) -> list[tuple[tuple[str | int, ...], str, str]]:
+    """(path, code, message) for schema violations, unknown plan keys and a wrong hash."""
+    problems = [(tuple(e.absolute_path), "AST301", e.message) for e in validator(TABLE_SCHEMA).iter_errors(data)]
+    if problems:
+        return problems
+    for agent_id, agent in data["agents"].items():
+        for index, key in enumerate(agent["plan"]):
+            if key not in data["clusters"]:
+                problems.append((("agents", agent_id, "plan", index), "AST301", f"unknown cluster '{key}'"))
+    if content_hash(data) != data["hash"]:
+        problems.append((("hash",), "AST302", "the table's content does not match its hash (edited by hand?)"))
+    return problems
+
+
+def read_table_json(raw: bytes, data: Json, name: str) -> Json:
+    """Check a routing-table document; raises CompileError with positioned diagnostics."""
+    problems = _table_problems(data)
+    if not problems:
+        return data
+    doc = load_text(raw.decode("utf-8", "replace"), name).document
+    diagnostics = []
+    for path, code, message in problems:
+        pos = doc.value_pos(path) if doc else ORIGIN
+        diagnostics.append(Diagnostic(name, pos.line, pos.col, code, f"{dotted(path)}: {message}"))
+    raise CompileError(diagnostics)
+
+
+def load_routing_table(path: str) -> RoutingTable:
+    """The frozen table from an astra.yml (compiled now) or a compiled routing-table JSON file.
+
+    Raises CompileError (with diagnostics) when the file cannot be read or has errors.
+    """
+    raw, problems = read_source(path)
+    if raw is None:
+        raise CompileError(problems)
+    data = _as_table_json(raw)
+    if data is not None:
+        return table_from_json(read_table_json(raw, data, path))
+    result = compile_source(raw, path)
+    if result.table is None:
+        raise CompileError(result.diagnostics)
+    return table_from_json(result.table)

@@ -1,0 +1,347 @@
+"""The routing table: the compiled, frozen, secret-free artifact the sidecar serves.
+
+JSON layout (camelCase keys, every default already resolved by the compiler)::
+
+    {"schemaVersion": 1, "sourceSha256": "…", "hash": "sha256:…",
+     "settings": {...}, "clusters": {KEY: {...}}, "agents": {ID: {...}}}
+
+A *cluster* is one provider endpoint for one model (`provider:modelId:baseUrl`): it owns the
+credentials reference, extra headers, request rules and the circuit-breaker policy. An *agent*
+owns the request policy (system prompt, limits, tools, retry, deadline) and its attempt plan: the
+ordered cluster keys, primary first, then fallbacks.
+
+`hash` is the SHA-256 of the canonical JSON of everything else, so two tables with the same hash
+route identically. Credentials appear only as environment variable names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+
+CredentialMode = Literal["env", "passthrough", "none", "aws", "google"]
+Json = dict[str, Any]
+
+
+def _frozen_map(value: Mapping[str, Any] | None) -> MappingProxyType[str, Any]:
+    return MappingProxyType(dict(value or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Retries of one cluster attempt. Statuses in `retry_on` and (optionally) network errors retry."""
+
+    max_retries: int = 2
+    base_delay_ms: int = 250
+    max_delay_ms: int = 8000
+    jitter: float = 0.2
+    retry_on: tuple[int, ...] = (429, 500, 502, 503, 504)
+    retry_network_errors: bool = True
+    max_retry_after_ms: int = 30000
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    """Closed → open after `failure_threshold` failures within `window_ms`; half-open after
+    `cooldown_ms`, where one probe at a time runs and `success_threshold` successes close it."""
+
+    failure_threshold: int = 5
+    window_ms: int = 60000
+    cooldown_ms: int = 60000
+    success_threshold: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Per attempt: `connect_ms` to open a connection, `attempt_ms` until response headers,
+    `stream_idle_ms` between two reads of a streamed body."""
+
+    connect_ms: int = 10000
+    attempt_ms: int = 60000
+    stream_idle_ms: int = 60000
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """How the sidecar authenticates to a cluster. `env` names the variable holding the key;
+    `passthrough` forwards the caller's own key to this provider only; `aws`/`google` use the
+    AWS credential chain or Google Application Default Credentials."""
+
+    mode: CredentialMode = "env"
+    env: str | None = None
+    required: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRules:
+    """OpenAI request parameters this cluster rejects or spells differently."""
+
+    drop_params: tuple[str, ...] = ()
+    rename_params: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    drop_message_keys: tuple[str, ...] = ()
+    developer_as_system: bool = False
+    max_choices: int | None = None
+    temperature_max: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class VertexTarget:
+    project: str
+    location: str
+    credentials_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MockBehavior:
+    """The built-in `mock` provider: answers locally, and injects faults when asked.
+
+    `status` makes a share (`fail_rate`) of requests fail with that status (seeded by `seed`);
+    `cut_after_chunks` ends a stream abruptly after that many chunks; `latency_ms` delays the
+    answer; `reply` is the text to answer (default: echo of the last user message)."""
+
+    reply: str | None = None
+    latency_ms: int = 0
+    chunk_delay_ms: int = 0
+    status: int | None = None
+    fail_rate: float = 1.0
+    retry_after_ms: int | None = None
+    cut_after_chunks: int | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    key: str
+    provider: str
+    wire: str
+    model_id: str
+    base_url: str
+    auth: str
+    credentials: Credentials
+    base_url_env: str | None
+    headers: MappingProxyType[str, str]
+    breaker: BreakerPolicy
+    rules: RequestRules
+    streaming: bool = True
+    tools: bool = True
+    region: str | None = None
+    vertex: VertexTarget | None = None
+    mock: MockBehavior | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolPolicy:
+    """`allow` None means every tool not denied is allowed; an empty tuple allows none."""
+
+    allow: tuple[str, ...] | None = None
+    deny: tuple[str, ...] = ()
+
+    def permits(self, name: str) -> bool:
+        if name in self.deny:
+            return False
+        return self.allow is None or name in self.allow
+
+
+@dataclass(frozen=True, slots=True)
+class PromptCache:
+    system_prompt: bool = False
+    tools: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    id: str
+    display_name: str | None
+    tier: str | None
+    plan: tuple[str, ...]
+    max_context_tokens: int | None
+    max_output_tokens: int | None
+    temperature: float | None
+    system_prompt: str | None
+    tools: ToolPolicy
+    retry: RetryPolicy
+    timeouts: Timeouts
+    request_timeout_ms: int
+    prompt_cache: PromptCache = PromptCache()
+    prompt_vars: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def primary(self) -> str:
+        return self.plan[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    listen: Listen = Listen()
+    drain_grace_ms: int = 10000
+    max_body_bytes: int = 8 * 1024 * 1024
+    inbound_token_env: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingTable:
+    schema_version: int
+    source_sha256: str
+    hash: str
+    settings: Settings
+    clusters: MappingProxyType[str, Cluster]
+    agents: MappingProxyType[str, Agent]
+
+    def cluster_plan(self, agent: Agent) -> tuple[Cluster, ...]:
+        return tuple(self.clusters[key] for key in agent.plan)
+
+
+# --- JSON (de)serialisation -------------------------------------------------------------------
+
+
+def cluster_key(provider: str, model_id: str, base_url: str) -> str:
+    return f"{provider}:{model_id}:{base_url}"
+
+
+def canonical_json(data: Json) -> bytes:
+    """The bytes the content hash is taken over: sorted keys, no whitespace."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def content_hash(data: Json) -> str:
+    body = {k: v for k, v in data.items() if k != "hash"}
+    return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def dump_table_json(data: Json) -> str:
+    """Deterministic on-disk form: sorted keys, two-space indent, trailing newline."""
+    return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def _retry_from(d: Json) -> RetryPolicy:
+    return RetryPolicy(
+        max_retries=d["maxRetries"],
+        base_delay_ms=d["baseDelayMs"],
+        max_delay_ms=d["maxDelayMs"],
+        jitter=d["jitter"],
+        retry_on=tuple(d["retryOn"]),
+        retry_network_errors=d["retryNetworkErrors"],
+        max_retry_after_ms=d["maxRetryAfterMs"],
+    )
+
+
+def _breaker_from(d: Json) -> BreakerPolicy:
+    return BreakerPolicy(
+        failure_threshold=d["failureThreshold"],
+        window_ms=d["windowMs"],
+        cooldown_ms=d["cooldownMs"],
+        success_threshold=d["successThreshold"],
+    )
+
+
+def _mock_from(d: Json | None) -> MockBehavior | None:
+    if d is None:
+        return None
+    return MockBehavior(
+        reply=d.get("reply"),
+        latency_ms=d["latencyMs"],
+        chunk_delay_ms=d["chunkDelayMs"],
+        status=d.get("status"),
+        fail_rate=d["failRate"],
+        retry_after_ms=d.get("retryAfterMs"),
+        cut_after_chunks=d.get("cutAfterChunks"),
+        seed=d["seed"],
+    )
+
+
+def _cluster_from(key: str, d: Json) -> Cluster:
+    rules = d["rules"]
+    vertex = d.get("vertex")
+    return Cluster(
+        key=key,
+        provider=d["provider"],
+        wire=d["wire"],
+        model_id=d["modelId"],
+        base_url=d["baseUrl"],
+        base_url_env=d.get("baseUrlEnv"),
+        auth=d["auth"],
+        credentials=Credentials(
+            mode=d["credentials"]["mode"],
+            env=d["credentials"].get("env"),
+            required=d["credentials"]["required"],
+        ),
+        headers=_frozen_map(d["headers"]),
+        breaker=_breaker_from(d["breaker"]),
+        rules=RequestRules(
+            drop_params=tuple(rules["dropParams"]),
+            rename_params=_frozen_map(rules["renameParams"]),
+            drop_message_keys=tuple(rules["dropMessageKeys"]),
+            developer_as_system=rules["developerAsSystem"],
+            max_choices=rules.get("maxChoices"),
+            temperature_max=rules["temperatureMax"],
+        ),
+        streaming=d["streaming"],
+        tools=d["tools"],
+        region=d.get("region"),
+        vertex=VertexTarget(vertex["project"], vertex["location"], vertex.get("credentialsFile"))
+        if vertex
+        else None,
+        mock=_mock_from(d.get("mock")),
+    )
+
+
+def _agent_from(agent_id: str, d: Json) -> Agent:
+    tools = d["tools"]
+    timeouts = d["timeouts"]
+    cache = d["promptCache"]
+    return Agent(
+        id=agent_id,
+        display_name=d.get("displayName"),
+        tier=d.get("tier"),
+        plan=tuple(d["plan"]),
+        max_context_tokens=d.get("maxContextTokens"),
+        max_output_tokens=d.get("maxOutputTokens"),
+        temperature=d.get("temperature"),
+        system_prompt=d.get("systemPrompt"),
+        tools=ToolPolicy(
+            allow=tuple(tools["allow"]) if tools.get("allow") is not None else None,
+            deny=tuple(tools["deny"]),
+        ),
+        retry=_retry_from(d["retry"]),
+        timeouts=Timeouts(
+            connect_ms=timeouts["connectMs"],
+            attempt_ms=timeouts["attemptMs"],
+            stream_idle_ms=timeouts["streamIdleMs"],
+        ),
+        request_timeout_ms=d["requestTimeoutMs"],
+        prompt_cache=PromptCache(system_prompt=cache["systemPrompt"], tools=cache["tools"]),
+        prompt_vars=_frozen_map(d.get("promptVars")),
+    )
+
+
+def _settings_from(d: Json) -> Settings:
+    return Settings(
+        listen=Listen(host=d["listen"]["host"], port=d["listen"]["port"]),
+        drain_grace_ms=d["drainGraceMs"],
+        max_body_bytes=d["maxBodyBytes"],
+        inbound_token_env=d.get("inboundTokenEnv"),
+    )
+
+
+def table_from_json(data: Json) -> RoutingTable:
+    """Freeze a routing-table document (already validated against its schema)."""
+    return RoutingTable(
+        schema_version=data["schemaVersion"],
+        source_sha256=data["sourceSha256"],
+        hash=data["hash"],
+        settings=_settings_from(data["settings"]),
+        clusters=MappingProxyType({k: _cluster_from(k, v) for k, v in sorted(data["clusters"].items())}),
+        agents=MappingProxyType({k: _agent_from(k, v) for k, v in data["agents"].items()}),
+    )

@@ -1,0 +1,1 @@
+"""The astra sidecar: an aiohttp proxy that serves a compiled routing table."""

@@ -1,0 +1,95 @@
+"""The credential sources that need no provider SDK: env keys, passthrough, none."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from compiler.providers import KEYLESS_PLACEHOLDER
+from compiler.table import Cluster
+from sidecar.adapters.base import NO_AUTH, AuthMaterial, Failure, Secret
+from sidecar.errors import ClientError, UpstreamError
+
+_BEARER = "bearer "
+
+
+class MissingCredentialError(UpstreamError):
+    """The sidecar has no key for this cluster: an operator's problem, so the plan falls back."""
+
+    def __init__(self, cluster: Cluster, variable: str) -> None:
+        super().__init__(
+            Failure(
+                status=500,
+                error_type="server_error",
+                message=f"the sidecar has no credentials for {cluster.provider}: {variable} is not set",
+                code="credentials_missing",
+            ),
+            cluster.key,
+        )
+
+
+class EnvKeySource:
+    """A key read once from the environment (at start or reload) and held as a Secret."""
+
+    def __init__(self, cluster: Cluster, env: Mapping[str, str]) -> None:
+        self._cluster = cluster
+        self._variable = cluster.credentials.env or ""
+        value = env.get(self._variable) if self._variable else None
+        if value:
+            self._material = AuthMaterial(token=Secret(value))
+        elif not cluster.credentials.required:
+            keyless = cluster.auth == "bearer" and cluster.provider == "vllm"
+            self._material = AuthMaterial(token=Secret(KEYLESS_PLACEHOLDER)) if keyless else NO_AUTH
+        else:
+            self._material = None  # type: ignore[assignment]
+
+    @property
+    def missing(self) -> str | None:
+        return self._variable if self._material is None else None
+
+    async def material(self, inbound: Mapping[str, str]) -> AuthMaterial:
+        if self._material is None:
+            raise MissingCredentialError(self._cluster, self._variable)
+        return self._material
+
+    async def close(self) -> None:
+        return None
+
+
+def caller_key(inbound: Mapping[str, str]) -> str | None:
+    """The caller's own provider key, from whichever header its SDK uses."""
+    for header in ("x-api-key", "x-goog-api-key"):
+        value = inbound.get(header)
+        if value:
+            return value
+    authorization = inbound.get("authorization", "")
+    if authorization[: len(_BEARER)].lower() == _BEARER:
+        return authorization[len(_BEARER) :].strip() or None
+    return None
+
+
+class PassthroughSource:
+    """Forwards the caller's key to this cluster's provider only."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self._cluster = cluster
+
+    async def material(self, inbound: Mapping[str, str]) -> AuthMaterial:
+        key = caller_key(inbound)
+        if key is None:
+            raise ClientError(
+                401,
+                f"this agent forwards your own {self._cluster.provider} key: send it in the Authorization header",
+                code="missing_api_key",
+            )
+        return AuthMaterial(token=Secret(key))
+
+    async def close(self) -> None:
+        return None
+
+
+class NoAuthSource:
+    async def material(self, inbound: Mapping[str, str]) -> AuthMaterial:
+        return NO_AUTH
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,132 @@
+"""Every error the sidecar raises on purpose, and how each reaches the client.
+
+    AstraError                      base: carries a `Failure` (status, type, code, message)
+    ├── ClientError                 the caller's mistake (bad JSON, unknown agent, body too big):
+    │                               4xx, never retried, never counts against a breaker
+    ├── UpstreamError               an attempt at one cluster failed; the Failure says whether to
+    │   │                           retry and whether the breaker counts it
+    │   ├── UpstreamStatusError     the upstream answered with an error status
+    │   ├── UpstreamNetworkError    connect refused/reset, read timeout, malformed answer
+    │   └── UpstreamStreamError     the upstream failed after the first byte reached the client
+    ├── BreakerOpenError            the cluster's breaker refused the attempt (→ next fallback)
+    ├── AllClustersOpenError        every cluster in the plan is open → 503
+    └── DeadlineExceededError       the request's overall deadline passed → 504
+
+Classification is by status code and structured fields; message text is never matched. The
+client always gets the error shape of the API it called, built by the ingress route from the
+`Failure` (see `sidecar.ingress`).
+"""
+
+from __future__ import annotations
+
+from sidecar.adapters.base import Failure
+
+
+class AstraError(Exception):
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+    @property
+    def status(self) -> int:
+        return self.failure.status
+
+
+class ClientError(AstraError):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        error_type: str | None = None,
+        param: str | None = None,
+    ) -> None:
+        super().__init__(
+            Failure(
+                status=status,
+                error_type=error_type or _client_error_type(status),
+                message=message,
+                code=code,
+                param=param,
+            )
+        )
+
+
+class UpstreamError(AstraError):
+    """Raised for one failed attempt; `cluster` is the cluster key it was made against."""
+
+    def __init__(self, failure: Failure, cluster: str = "") -> None:
+        super().__init__(failure)
+        self.cluster = cluster
+
+
+class UpstreamStatusError(UpstreamError):
+    pass
+
+
+class UpstreamNetworkError(UpstreamError):
+    pass
+
+
+class UpstreamStreamError(UpstreamError):
+    pass
+
+
+class BreakerOpenError(AstraError):
+    def __init__(self, cluster: str) -> None:
+        super().__init__(
+            Failure(
+                status=503,
+                error_type="server_error",
+                message=f"circuit breaker open for {cluster.split(':', 1)[0]}",
+                code="circuit_open",
+            )
+        )
+        self.cluster = cluster
+
+
+class AllClustersOpenError(AstraError):
+    def __init__(self) -> None:
+        super().__init__(
+            Failure(
+                status=503,
+                error_type="server_error",
+                message="every provider for this agent is unavailable (circuit breakers open)",
+                code="circuit_open",
+            )
+        )
+
+
+class DeadlineExceededError(AstraError):
+    def __init__(self, timeout_ms: int) -> None:
+        super().__init__(
+            Failure(
+                status=504,
+                error_type="timeout",
+                message=f"request deadline of {timeout_ms} ms exceeded",
+                code="deadline_exceeded",
+            )
+        )
+
+
+def _client_error_type(status: int) -> str:
+    return {
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        413: "invalid_request_error",
+        429: "rate_limit_error",
+    }.get(status, "invalid_request_error")
+
+
+def network_failure(message: str, *, timeout: bool = False) -> Failure:
+    """The Failure for an attempt that got no usable HTTP answer."""
+    return Failure(
+        status=504 if timeout else 502,
+        error_type="timeout" if timeout else "server_error",
+        message=message,
+        code="upstream_timeout" if timeout else "upstream_unreachable",
+        retryable=True,
+        breaker_counts=True,
+    )

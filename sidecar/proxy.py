@@ -1,0 +1,285 @@
+"""The attempt plan of one request: retries, circuit breakers, fallbacks and the deadline.
+
+For each cluster in the agent's plan (primary first):
+  1. ask its breaker for a permit; refused (open, or a half-open probe already running) → next;
+  2. attempt; on success report it to the breaker and return;
+  3. on failure report it (provider-side failures count, the caller's own mistakes do not), then
+     retry the same cluster while the failure is retryable, the status is in `retryOn` (network
+     errors if `retryNetworkErrors`), retries remain and the breaker is still closed — after an
+     exponential backoff with jitter, or the provider's Retry-After when it gives one (a
+     Retry-After beyond `maxRetryAfterMs` skips to the fallback instead of waiting);
+  4. a failure that is the caller's (400, 413, 422…) ends the request at once: no fallback would
+     answer differently. Anything else moves to the next cluster.
+The deadline (`requestTimeoutMs`) bounds all of it; a backoff that would outlive it is not taken.
+
+Streams follow the same plan up to the first chunk; from then on the answer belongs to that
+cluster and a failure becomes an in-stream error (see `sidecar.ingress`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from compiler.table import RetryPolicy
+from sidecar.adapters.base import Completion, StreamTranslator
+from sidecar.breaker import OPEN, Permit
+from sidecar.clock import Clock
+from sidecar.errors import (
+    AllClustersOpenError,
+    AstraError,
+    BreakerOpenError,
+    DeadlineExceededError,
+    UpstreamError,
+    UpstreamNetworkError,
+    UpstreamStatusError,
+    network_failure,
+)
+from sidecar.metrics import Metrics
+from sidecar.policy import AgentPolicy, PreparedRequest
+from sidecar.runtime import AgentRuntime, ClusterRuntime
+from sidecar.upstream import AttemptTimeouts, UpstreamResponse
+
+T = TypeVar("T")
+
+#: Upstream statuses that are the caller's own mistake: returned at once, never a fallback.
+_CALLER_STATUSES = frozenset({400, 413, 422})
+
+
+class Deadline:
+    __slots__ = ("_clock", "expires", "timeout_ms")
+
+    def __init__(self, clock: Clock, timeout_ms: int) -> None:
+        self._clock = clock
+        self.timeout_ms = timeout_ms
+        self.expires = clock.now() + timeout_ms / 1000.0
+
+    def remaining(self) -> float:
+        return self.expires - self._clock.now()
+
+    def check(self) -> float:
+        left = self.remaining()
+        if left <= 0:
+            raise DeadlineExceededError(self.timeout_ms)
+        return left
+
+
+@dataclass(slots=True)
+class RequestContext:
+    agent: AgentRuntime
+    prepared: PreparedRequest
+    inbound: Mapping[str, str]
+    clock: Clock
+    rng: random.Random
+    metrics: Metrics
+    deadline: Deadline
+    started: float = 0.0
+    attempts: int = 0
+    served_by: ClusterRuntime | None = None
+    tried: list[str] = field(default_factory=list)
+
+    @property
+    def policy(self) -> AgentPolicy:
+        return self.agent.policy
+
+
+@dataclass(slots=True)
+class OpenStream:
+    """An upstream stream that has produced its first chunk(s) and now belongs to the client."""
+
+    cluster: ClusterRuntime
+    permit: Permit
+    translator: StreamTranslator
+    first: list[bytes]
+    chunks: AsyncIterator[bytes]
+    exits: contextlib.AsyncExitStack
+
+
+def backoff_s(policy: RetryPolicy, retry: int, rng: random.Random) -> float:
+    """Exponential backoff for the `retry`-th retry (0-based), jittered down by up to `jitter`."""
+    delay = min(policy.base_delay_ms * (1 << retry), policy.max_delay_ms) / 1000.0
+    return delay * (1.0 - policy.jitter * rng.random())
+
+
+def _should_retry(exc: UpstreamError, policy: RetryPolicy) -> bool:
+    failure = exc.failure
+    if not failure.retryable:
+        return False
+    if isinstance(exc, UpstreamNetworkError):
+        return policy.retry_network_errors
+    return failure.status in policy.retry_on
+
+
+def _falls_back(exc: AstraError) -> bool:
+    return not (isinstance(exc, UpstreamStatusError) and exc.failure.status in _CALLER_STATUSES)
+
+
+async def run_plan(ctx: RequestContext, attempt: Callable[[ClusterRuntime, Permit], Awaitable[T]]) -> T:
+    last: AstraError | None = None
+    for index, cluster in enumerate(ctx.agent.plan):
+        if index:
+            ctx.metrics.fallbacks.labels(ctx.agent.agent.id, cluster.cluster.provider).inc()
+        try:
+            result = await _try_cluster(ctx, cluster, attempt)
+        except BreakerOpenError as exc:
+            ctx.metrics.attempts.labels(ctx.agent.agent.id, cluster.cluster.provider, "breaker_open").inc()
+            last = last or exc
+            continue
+        except UpstreamError as exc:
+            last = exc
+            if not _falls_back(exc):
+                raise
+            continue
+        ctx.served_by = cluster
+        return result
+    if last is None or isinstance(last, BreakerOpenError):
+        raise AllClustersOpenError()
+    raise last
+
+
+async def _try_cluster(
+    ctx: RequestContext, cluster: ClusterRuntime, attempt: Callable[[ClusterRuntime, Permit], Awaitable[T]]
+) -> T:
+    retry_policy = ctx.agent.agent.retry
+    agent_id, provider = ctx.agent.agent.id, cluster.cluster.provider
+    for retry in range(retry_policy.max_retries + 1):
+        remaining = ctx.deadline.check()
+        permit = cluster.breaker.acquire()
+        if permit is None:
+            raise BreakerOpenError(cluster.cluster.key)
+        ctx.attempts += 1
+        ctx.tried.append(cluster.cluster.key)
+        if retry:
+            ctx.metrics.retries.labels(agent_id, provider).inc()
+        started = ctx.clock.now()
+        try:
+            async with asyncio.timeout(remaining):
+                result = await attempt(cluster, permit)
+        except TimeoutError as exc:
+            permit.failure()
+            raise DeadlineExceededError(ctx.deadline.timeout_ms) from exc
+        except UpstreamError as exc:
+            _report(permit, exc)
+            outcome = "network" if isinstance(exc, UpstreamNetworkError) else "error"
+            ctx.metrics.attempts.labels(agent_id, provider, outcome).inc()
+            delay = _retry_delay(ctx, cluster, exc, retry)
+            if delay is None:
+                raise
+            await ctx.clock.sleep(delay)
+            continue
+        except BaseException:
+            permit.release()
+            raise
+        finally:
+            ctx.metrics.upstream_seconds.labels(provider).observe(max(0.0, ctx.clock.now() - started))
+        ctx.metrics.attempts.labels(agent_id, provider, "ok").inc()
+        return result
+    raise AssertionError("unreachable: the last retry either returns or raises")
+
+
+def _report(permit: Permit, exc: UpstreamError) -> None:
+    if exc.failure.breaker_counts:
+        permit.failure()
+    else:
+        permit.release()
+
+
+def _retry_delay(
+    ctx: RequestContext, cluster: ClusterRuntime, exc: UpstreamError, retry: int
+) -> float | None:
+    """Seconds to wait before retrying this cluster, or None to stop retrying it."""
+    policy = ctx.agent.agent.retry
+    if retry >= policy.max_retries or not _should_retry(exc, policy):
+        return None
+    if cluster.breaker.state == OPEN:
+        return None
+    delay = backoff_s(policy, retry, ctx.rng)
+    hint = exc.failure.retry_after_s
+    if hint is not None:
+        if hint * 1000.0 > policy.max_retry_after_ms:
+            return None
+        delay = hint
+    if delay >= ctx.deadline.remaining():
+        return None
+    return delay
+
+
+def _timeouts(ctx: RequestContext) -> AttemptTimeouts:
+    t = ctx.agent.agent.timeouts
+    left = max(0.001, ctx.deadline.remaining())
+    return AttemptTimeouts(
+        connect_s=min(t.connect_ms / 1000.0, left),
+        headers_s=min(t.attempt_ms / 1000.0, left),
+        idle_s=t.stream_idle_ms / 1000.0,
+    )
+
+
+async def _upstream_failure(cluster: ClusterRuntime, response: UpstreamResponse) -> UpstreamStatusError:
+    raw = await response.read()
+    failure = cluster.adapter.classify_error(cluster.cluster, response.status, response.headers, raw)
+    return UpstreamStatusError(failure, cluster.cluster.key)
+
+
+async def complete(ctx: RequestContext) -> Completion:
+    """A whole (non-streamed) answer through the plan."""
+
+    async def attempt(cluster: ClusterRuntime, permit: Permit) -> Completion:
+        body = ctx.policy.for_cluster(ctx.prepared, cluster.cluster)
+        auth = await cluster.credentials.material(ctx.inbound)
+        request = cluster.adapter.build_request(cluster.cluster, ctx.agent.agent, body, auth)
+        timeouts = _timeouts(ctx)
+        try:
+            async with asyncio.timeout(timeouts.headers_s):
+                async with cluster.transport.open(cluster.cluster, request, timeouts) as response:
+                    if response.status >= 300:
+                        raise await _upstream_failure(cluster, response)
+                    raw = await response.read()
+        except TimeoutError as exc:
+            raise UpstreamNetworkError(network_failure("upstream answer timed out", timeout=True)) from exc
+        completion = cluster.adapter.parse_response(cluster.cluster, body, raw)
+        permit.success()
+        return completion
+
+    return await run_plan(ctx, attempt)
+
+
+async def open_stream(ctx: RequestContext) -> OpenStream:
+    """Runs the plan until one cluster has produced the first chunk of a streamed answer."""
+
+    async def attempt(cluster: ClusterRuntime, permit: Permit) -> OpenStream:
+        body = ctx.policy.for_cluster(ctx.prepared, cluster.cluster)
+        auth = await cluster.credentials.material(ctx.inbound)
+        request = cluster.adapter.build_request(cluster.cluster, ctx.agent.agent, body, auth)
+        timeouts = _timeouts(ctx)
+        exits = contextlib.AsyncExitStack()
+        try:
+            async with asyncio.timeout(timeouts.headers_s):
+                response = await exits.enter_async_context(
+                    cluster.transport.open(cluster.cluster, request, timeouts)
+                )
+                if response.status >= 300:
+                    raise await _upstream_failure(cluster, response)
+                translator = cluster.adapter.stream_translator(cluster.cluster, body)
+                chunks = response.chunks()
+                first = await _first_chunks(chunks, translator)
+        except TimeoutError as exc:
+            await exits.aclose()
+            raise UpstreamNetworkError(network_failure("upstream stream timed out", timeout=True)) from exc
+        except BaseException:
+            await exits.aclose()
+            raise
+        return OpenStream(cluster, permit, translator, first, chunks, exits)
+
+    return await run_plan(ctx, attempt)
+
+
+async def _first_chunks(chunks: AsyncIterator[bytes], translator: StreamTranslator) -> list[bytes]:
+    async for data in chunks:
+        out = translator.feed(data)
+        if out:
+            return out
+    return translator.finish()

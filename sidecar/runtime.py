@@ -1,0 +1,208 @@
+"""Everything the request path needs for one routing table, built once per load or reload.
+
+A `Runtime` is immutable once built and is swapped as a single reference on reload, so a request
+holds the runtime it started with until it ends. Mutable state that must outlive a reload lives
+in `SharedState`: circuit breakers (kept when the cluster and its policy are unchanged) and the
+transports with their connection pools.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+
+import orjson
+
+from compiler.providers import PROVIDERS, normalise_base_url
+from compiler.table import Agent, Cluster, Credentials, RoutingTable
+from sidecar.adapters import ADAPTERS
+from sidecar.adapters.base import Adapter
+from sidecar.auth import CredentialSource
+from sidecar.auth.sources import EnvKeySource, NoAuthSource, PassthroughSource
+from sidecar.breaker import ClusterBreaker
+from sidecar.clock import Clock
+from sidecar.metrics import Metrics
+from sidecar.mock import MockTransport
+from sidecar.policy import AgentPolicy
+from sidecar.upstream import HttpTransport, Transport
+
+log = logging.getLogger("astra.sidecar")
+
+CredentialFactory = Callable[[Cluster, Mapping[str, str], Clock], CredentialSource]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterRuntime:
+    cluster: Cluster
+    adapter: Adapter
+    transport: Transport
+    credentials: CredentialSource
+    breaker: ClusterBreaker
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRuntime:
+    agent: Agent
+    policy: AgentPolicy
+    plan: tuple[ClusterRuntime, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    table: RoutingTable
+    agents: MappingProxyType[str, AgentRuntime]
+    clusters: MappingProxyType[str, ClusterRuntime]
+    models_body: bytes
+
+
+class SharedState:
+    """State that survives reloads: breakers, transports, the clock and the random source."""
+
+    def __init__(
+        self,
+        *,
+        metrics: Metrics,
+        clock: Clock,
+        env: Mapping[str, str] | None = None,
+        rng: random.Random | None = None,
+        credential_factory: CredentialFactory | None = None,
+    ) -> None:
+        self.metrics = metrics
+        self.clock = clock
+        self.env: Mapping[str, str] = env if env is not None else os.environ
+        self.rng = rng or random.Random()
+        self.credential_factory = credential_factory or default_credentials
+        self.breakers: dict[str, ClusterBreaker] = {}
+        self.http = HttpTransport()
+        self.mock = MockTransport(clock)
+
+    def transport_for(self, cluster: Cluster) -> Transport:
+        return self.mock if cluster.wire == "mock" else self.http
+
+    def breaker_for(self, cluster: Cluster) -> ClusterBreaker:
+        breaker = self.breakers.get(cluster.key)
+        if breaker is None or breaker.policy != cluster.breaker:
+            breaker = ClusterBreaker(cluster.key, cluster.breaker, self.clock, self._on_breaker(cluster))
+            self.breakers[cluster.key] = breaker
+            self.metrics.breaker_state.labels(cluster.key, cluster.provider).set(0)
+        return breaker
+
+    def _on_breaker(self, cluster: Cluster) -> Callable[[str, str], None]:
+        def changed(old: str, new: str) -> None:
+            log.warning(
+                "circuit breaker %s → %s",
+                old,
+                new,
+                extra={"cluster": cluster.key, "provider": cluster.provider},
+            )
+            self.metrics.breaker_changed(cluster.key, cluster.provider, new)
+
+        return changed
+
+    async def forget_except(self, keep: set[str]) -> None:
+        for key in [k for k in self.breakers if k not in keep]:
+            del self.breakers[key]
+        await self.http.retire_except(keep)
+        await self.mock.retire_except(keep)
+
+    async def close(self) -> None:
+        await self.http.close()
+        await self.mock.close()
+
+
+def default_credentials(cluster: Cluster, env: Mapping[str, str], clock: Clock) -> CredentialSource:
+    """The credential source for a cluster's mode; provider SDK helpers are imported on first use."""
+    mode = cluster.credentials.mode
+    if mode == "passthrough":
+        return PassthroughSource(cluster)
+    if mode == "none":
+        return NoAuthSource()
+    if mode == "env":
+        return EnvKeySource(cluster, env)
+    if mode == "aws":
+        from sidecar.auth.aws import AwsCredentialSource
+
+        return AwsCredentialSource(cluster, env)
+    if mode == "google":
+        from sidecar.auth.google import GoogleCredentialSource
+
+        credentials_file = cluster.vertex.credentials_file if cluster.vertex else None
+        return GoogleCredentialSource(credentials_file, clock=clock)
+    raise ValueError(f"unknown credential mode {mode!r}")
+
+
+def _resolve_gemini(cluster: Cluster, env: Mapping[str, str]) -> Cluster:
+    from sidecar.auth.google import vertex_target
+
+    target = vertex_target(cluster, env)
+    if target is None or target == cluster.vertex:
+        return cluster
+    return replace(cluster, vertex=target, credentials=Credentials(mode="google", env=None, required=False))
+
+
+def _resolve_bedrock(cluster: Cluster, env: Mapping[str, str]) -> Cluster:
+    from sidecar.auth.aws import resolve_cluster as resolve_aws
+
+    return resolve_aws(cluster, env)
+
+
+#: Start-time resolution that depends on the environment, per wire format.
+_RESOLVERS: Mapping[str, Callable[[Cluster, Mapping[str, str]], Cluster]] = MappingProxyType(
+    {"gemini": _resolve_gemini, "bedrock": _resolve_bedrock}
+)
+
+
+def resolve_cluster(cluster: Cluster, env: Mapping[str, str]) -> Cluster:
+    """What the table leaves to start time: base-URL variables (OLLAMA_BASE_URL), the Vertex AI
+    switch for Gemini, the AWS region for Bedrock."""
+    if cluster.base_url_env and env.get(cluster.base_url_env):
+        base = normalise_base_url(PROVIDERS[cluster.provider], env[cluster.base_url_env])
+        cluster = replace(cluster, base_url=base)
+    resolver = _RESOLVERS.get(cluster.wire)
+    return resolver(cluster, env) if resolver else cluster
+
+
+def build_runtime(table: RoutingTable, shared: SharedState) -> Runtime:
+    clusters: dict[str, ClusterRuntime] = {}
+    for key, cluster in table.clusters.items():
+        resolved = resolve_cluster(cluster, shared.env)
+        credentials = shared.credential_factory(resolved, shared.env, shared.clock)
+        missing = getattr(credentials, "missing", None)
+        if missing:
+            log.warning(
+                "no credentials for %s: %s is not set", cluster.provider, missing, extra={"cluster": key}
+            )
+        clusters[key] = ClusterRuntime(
+            cluster=resolved,
+            adapter=ADAPTERS[cluster.wire],
+            transport=shared.transport_for(cluster),
+            credentials=credentials,
+            breaker=shared.breaker_for(cluster),
+        )
+    agents = {
+        agent_id: AgentRuntime(agent, AgentPolicy(agent), tuple(clusters[k] for k in agent.plan))
+        for agent_id, agent in table.agents.items()
+    }
+    return Runtime(
+        table=table,
+        agents=MappingProxyType(agents),
+        clusters=MappingProxyType(clusters),
+        models_body=_models_body(agents),
+    )
+
+
+def _models_body(agents: Mapping[str, AgentRuntime]) -> bytes:
+    data = [
+        {
+            "id": agent_id,
+            "object": "model",
+            "created": 0,
+            "owned_by": f"astra:{runtime.plan[0].cluster.provider}",
+        }
+        for agent_id, runtime in sorted(agents.items())
+    ]
+    return orjson.dumps({"object": "list", "data": data})

@@ -1,0 +1,142 @@
+"""`astra serve`: load the table, serve it, reload on SIGHUP or file change, drain on SIGTERM.
+
+With `--workers N` the parent forks N workers that share the port (SO_REUSEPORT); each has its
+own breakers and pools. The parent forwards SIGTERM/SIGINT/SIGHUP and exits when they have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from compiler.table import RoutingTable
+from sidecar.accesslog import configure_logging
+from sidecar.app import create_app
+from sidecar.app_keys import STATE
+from sidecar.reload import Reloader
+
+log = logging.getLogger("astra.sidecar")
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    path: str
+    host: str | None = None
+    port: int | None = None
+    workers: int = 1
+    watch_interval_s: float = 1.0
+
+
+def serve_main(args: argparse.Namespace) -> int:
+    path = next(getattr(args, n) for n in ("config", "source", "file", "path") if getattr(args, n, None))
+    options = ServeOptions(
+        path=path,
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        workers=max(1, int(getattr(args, "workers", 1) or 1)),
+    )
+    return serve(options)
+
+
+def _load(path: str) -> RoutingTable:
+    from compiler.loader import load_routing_table
+
+    return load_routing_table(path)
+
+
+def serve(options: ServeOptions) -> int:
+    configure_logging()
+    try:
+        table = _load(options.path)
+    except Exception as exc:
+        diagnostics = getattr(exc, "diagnostics", None)
+        for line in diagnostics or [f"{options.path}: {type(exc).__name__}: {exc}"]:
+            print(line, file=sys.stderr)
+        return 2
+    host = options.host or table.settings.listen.host
+    port = options.port if options.port is not None else table.settings.listen.port
+    if options.workers > 1:
+        return _supervise(options, host, port)
+    return _run_worker(options, table, host, port, reuse_port=False)
+
+
+def _use_uvloop() -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def _run_worker(options: ServeOptions, table: RoutingTable, host: str, port: int, *, reuse_port: bool) -> int:
+    _use_uvloop()
+    return asyncio.run(_serve_async(options, table, host, port, reuse_port))
+
+
+async def _serve_async(
+    options: ServeOptions, table: RoutingTable, host: str, port: int, reuse_port: bool
+) -> int:
+    app = create_app(table, source_path=options.path)
+    state = app[STATE]
+    grace_s = state.runtime.table.settings.drain_grace_ms / 1000.0
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=grace_s)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
+    await site.start()
+    reloader = Reloader(state, options.path, _load)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    background: set[asyncio.Task[object]] = set()
+
+    def on_hup() -> None:
+        task = loop.create_task(reloader.reload("SIGHUP"))
+        background.add(task)
+        task.add_done_callback(background.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    watcher = loop.create_task(reloader.watch(options.watch_interval_s))
+    log.info(
+        "serving %d agents on http://%s:%d (table %s)",
+        len(state.runtime.table.agents),
+        host,
+        port,
+        state.runtime.table.hash,
+    )
+    await stop.wait()
+    log.info("draining: up to %.1fs for %d requests in flight", grace_s, state.in_flight)
+    watcher.cancel()
+    await state.drain(grace_s)
+    await runner.cleanup()
+    return 0
+
+
+def _supervise(options: ServeOptions, host: str, port: int) -> int:
+    children: list[int] = []
+    for _ in range(options.workers):
+        pid = os.fork()
+        if pid == 0:
+            table = _load(options.path)
+            os._exit(_run_worker(options, table, host, port, reuse_port=True))
+        children.append(pid)
+
+    def forward(signum: int, frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    status = 0
+    for child in children:
+        _, code = os.waitpid(child, 0)
+        status = status or os.waitstatus_to_exitcode(code)
+    return status
