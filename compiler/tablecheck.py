@@ -67,7 +67,7 @@ def _required_variables(table: RoutingTable, origins: Origins) -> Iterator[tuple
         if credentials.mode == "env" and credentials.required and credentials.env:
             yield credentials.env, (*path, "provider"), f"API key of {key}"
         if credentials.mode == "aws" and not cluster.region and not cluster.base_url:
-            yield "AWS_REGION", (*path, "provider"), f"region of {key} (no region configured)"
+            yield "AWS_REGION", (*path, "provider"), f"bedrock model {cluster.model_id} has no region configured"
 
 
 def check_env(doc: YamlDocument, table: RoutingTable, origins: Origins, env: Mapping[str, str]) -> Iterator[Diagnostic]:

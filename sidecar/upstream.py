@@ -19,6 +19,7 @@ from typing import Protocol
 
 import aiohttp
 from cachetools import LRUCache
+from yarl import URL
 
 from compiler.table import Cluster
 from sidecar.adapters.base import UpstreamRequest
@@ -142,9 +143,10 @@ class HttpTransport:
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect_s)
             try:
                 async with asyncio.timeout(timeouts.headers_s):
+                    # encoded=True: send the path exactly as built (Bedrock signs `%3A` in model ids).
                     response = await pooled.session.request(
                         request.method,
-                        request.url,
+                        URL(request.url, encoded=True),
                         data=request.body,
                         headers=request.headers,
                         timeout=timeout,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from sidecar.adapters.base import Adapter
+from sidecar.adapters.bedrock import BedrockAdapter
 from sidecar.adapters.gemini import GeminiAdapter
 from sidecar.adapters.openai_compat import OpenAICompatAdapter
 
@@ -16,5 +17,6 @@ ADAPTERS: MappingProxyType[str, Adapter] = MappingProxyType(
         "openai": _OPENAI,
         "mock": _OPENAI,
         "gemini": GeminiAdapter(),
+        "bedrock": BedrockAdapter(),
     }
 )

@@ -584,16 +584,20 @@ class BedrockStreamTranslator:
         self._buffer.add_data(data)
         out: list[bytes] = []
         try:
-            for length, headers, payload in _frames(self._buffer):
+            for length, headers, payload in self._decoded():
                 self._consumed += length
                 out.extend(self._on_frame(headers, payload))
-        except ParserError as exc:
-            raise self._error(_malformed(f"malformed Bedrock event stream: {type(exc).__name__}")) from exc
         except UpstreamStreamError as exc:
+            self._pending_error = exc  # chunks decoded before it go out first; the error next call
             if not out:
                 raise
-            self._pending_error = exc
         return out
+
+    def _decoded(self) -> Iterator[tuple[int, Mapping[str, Any], bytes]]:
+        try:
+            yield from _frames(self._buffer)
+        except ParserError as exc:
+            raise self._error(_malformed(f"malformed Bedrock event stream: {type(exc).__name__}")) from exc
 
     def finish(self) -> list[bytes]:
         if self._pending_error is not None:

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
 from compiler.diagnostics import Diagnostic
 from compiler.loader import compile_source
 from compiler.table import Json
+
+
+@dataclass(frozen=True)
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+Cli = Callable[..., CliResult]
+Write = Callable[..., Path]
 
 
 def lint_text(text: str, env: dict[str, str] | None = None) -> list[str]:

@@ -1,25 +1,13 @@
-"""Fixtures for the compiler tests: run the CLI in-process, write config files, compile text."""
+"""Fixtures for the compiler tests: run the CLI in-process and write config files."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from compiler_testing import Cli, CliResult, Write
 
 from compiler.cli import main
-
-
-@dataclass(frozen=True)
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-
-Cli = Callable[..., CliResult]
-Write = Callable[..., Path]
 
 
 @pytest.fixture

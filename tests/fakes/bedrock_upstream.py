@@ -11,7 +11,7 @@ event-stream framing), not from any client code:
   (`x-amzn-ErrorType: InvalidSignatureException` / `UnrecognizedClientException`).
 - Every body is checked with botocore's own parameter validation against the bedrock-runtime
   service model; a body that fails gets 400 `ValidationException`.
-- Tests script the answers (`fake.script(...)`: `Json`, `Stream`, `Error`, `Cut`) and read what
+- Tests script the answers (`fake.script(...)`: `Answer`, `Stream`, `Error`, `Cut`) and read what
   was received (`fake.requests`). With nothing scripted it answers "Hello from Bedrock".
 """
 

@@ -953,6 +953,19 @@ def test_corrupted_crc_is_a_malformed_stream() -> None:
     assert failure.status == 502 and "ChecksumMismatch" in failure.message
 
 
+def test_corrupted_frame_in_the_same_read_returns_earlier_chunks_first() -> None:
+    frames = stream_frames(text_response("ab"))
+    broken = bytearray(frames[2])
+    broken[20] ^= 0x01
+    translator = ADAPTER.stream_translator(CLUSTER, chat(user("x"), stream=True))
+    chunks = translator.feed(frames[0] + frames[1] + bytes(broken))
+    assert [ChatCompletionChunk.model_validate_json(c).choices[0].delta.content for c in chunks] == ["", "ab"]
+    for _ in range(2):
+        with pytest.raises(UpstreamStreamError) as raised:
+            translator.finish()
+        assert raised.value.failure.message == "malformed Bedrock event stream: ChecksumMismatch"
+
+
 def test_tool_delta_without_start_is_malformed() -> None:
     delta = event_frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"toolUse": {"input": "{}"}}})
     _out, failure = _stream_failure([delta])

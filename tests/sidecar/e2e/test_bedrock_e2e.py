@@ -7,7 +7,7 @@ would be accepted by AWS as far as the published formats tell.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,6 @@ from aiohttp.test_utils import TestServer
 from openai.types.chat import ChatCompletionFunctionToolParam
 
 from compiler.table import Cluster
-from sidecar import runtime as sidecar_runtime
-from sidecar.adapters import ADAPTERS
-from sidecar.adapters.bedrock import BedrockAdapter
-from sidecar.auth import CredentialSource
-from sidecar.auth.aws import AwsCredentialSource
 from tests.fakes import bedrock_upstream as fake
 from tests.fakes.bedrock_upstream import (
     Answer,
@@ -57,26 +52,6 @@ WEATHER: ChatCompletionFunctionToolParam = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _bedrock_wired(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Until the lead registers the adapter and the `aws` credential mode, wire them for this module
-    only. Once `ADAPTERS["bedrock"]` and `default_credentials` handle them, this does nothing."""
-    if "bedrock" not in ADAPTERS:
-        monkeypatch.setattr(sidecar_runtime, "ADAPTERS", {**ADAPTERS, "bedrock": BedrockAdapter()})
-    original = sidecar_runtime.default_credentials
-
-    def credentials(cluster: Cluster, env: Mapping[str, str]) -> CredentialSource:
-        try:
-            return original(cluster, env)
-        except NotImplementedError:
-            if cluster.credentials.mode != "aws":
-                raise
-            return AwsCredentialSource(cluster, env)
-
-    monkeypatch.setattr(sidecar_runtime, "default_credentials", credentials)
-    yield
-
-
 async def _transport_keeps_encoded_paths() -> bool:
     """Whether `sidecar.upstream` sends `%3A` as is (SigV4 signs the path it was given)."""
     from sidecar.adapters.base import UpstreamRequest
@@ -105,6 +80,10 @@ async def _transport_keeps_encoded_paths() -> bool:
     return seen == ["/model/a%3A0/converse"]
 
 
+async def test_transport_sends_the_path_exactly_as_signed() -> None:
+    assert await _transport_keeps_encoded_paths()
+
+
 def _probe_cluster_fields() -> dict[str, Any]:
     from types import MappingProxyType
 
@@ -127,11 +106,6 @@ def _probe_cluster_fields() -> dict[str, Any]:
 
 @pytest.fixture
 async def bedrock(aiohttp_server: Any) -> AsyncIterator[tuple[BedrockUpstream, str]]:
-    if not await _transport_keeps_encoded_paths():
-        pytest.skip(
-            "sidecar.upstream re-normalises URLs (yarl turns %3A into ':'), which breaks Bedrock's SigV4 "
-            "signature; send yarl.URL(request.url, encoded=True)"
-        )
     upstream = BedrockUpstream()
     server = await aiohttp_server(upstream.app)
     yield upstream, str(server.make_url("")).rstrip("/")

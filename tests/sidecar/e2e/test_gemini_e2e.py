@@ -4,9 +4,6 @@ astra.yml is compiled from tmp_path; the fake runs on a real loopback port. AI S
 GEMINI_API_KEY; Vertex AI mode (configured in astra.yml, or switched on by the
 ASTRA_GEMINI_VERTEX_AI_* variables) gets its bearer token from a real service-account key made in
 the test and the fake's OAuth token endpoint.
-
-Until the core registers the adapter (`sidecar.adapters.ADAPTERS["gemini"]`), the google
-credential mode and the env switch, the affected tests skip and say which piece is missing.
 """
 
 from __future__ import annotations
@@ -35,17 +32,7 @@ from tests.fakes.gemini_upstream import (
     usage_metadata,
     write_service_account,
 )
-
-try:
-    from compiler.table import RoutingTable
-    from sidecar.adapters import ADAPTERS
-    from tests.sidecar.harness import compile_yaml, running_sidecar
-
-    MISSING = None if "gemini" in ADAPTERS else "the gemini adapter is not registered in sidecar.adapters yet"
-except ImportError as exc:  # the core or the loader is not there yet
-    MISSING = f"sidecar core not available: {exc}"
-
-pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
+from tests.sidecar.harness import compile_yaml, running_sidecar
 
 MODEL = "gemini-2.5-flash"
 KEY_ENV = {"GEMINI_API_KEY": "g-key"}
@@ -111,21 +98,6 @@ async def upstream(rsa_key: rsa.RSAPrivateKey) -> AsyncIterator[tuple[FakeGemini
 
 def user(text: str) -> Any:
     return {"role": "user", "content": text}
-
-
-def require_google_credentials(table: RoutingTable, env: dict[str, str]) -> None:
-    from sidecar.runtime import default_credentials, resolve_cluster
-
-    for cluster in table.clusters.values():
-        if cluster.wire != "gemini":
-            continue
-        resolved = resolve_cluster(cluster, env)
-        if resolved.vertex is None:
-            pytest.skip("ASTRA_GEMINI_VERTEX_AI_* are not applied by sidecar.runtime.resolve_cluster yet")
-        try:
-            default_credentials(resolved, env)
-        except NotImplementedError:
-            pytest.skip("the google credential mode is not wired into the credential factory yet")
 
 
 # --- AI Studio -----------------------------------------------------------------------------------
@@ -326,7 +298,6 @@ async def test_vertex_from_config_plain_and_streamed(
     fake, url = upstream
     sa = write_service_account(tmp_path / "sa.json", rsa_key, url + "/token")
     table = compile_yaml(tmp_path, vertex_yaml(url, sa))
-    require_google_credentials(table, {})
     fake.enqueue(
         JsonReply(text_response("from vertex", usage=usage_metadata(5, 2))),
         SseReply(text_stream(["stre", "amed"], usage=usage_metadata(5, 2))),
@@ -362,7 +333,6 @@ async def test_vertex_switched_on_by_env(
         "ASTRA_GEMINI_VERTEX_AI_CREDENTIALS_FILE": str(sa),
     }
     table = compile_yaml(tmp_path, ai_studio_yaml(url))
-    require_google_credentials(table, env)
     fake.enqueue(JsonReply(text_response("env vertex")))
     async with running_sidecar(table, env=env) as sidecar:
         answer = await sidecar.client().chat.completions.create(model="helper", messages=[user("hi")])

@@ -1,0 +1,74 @@
+"""The shared prompt sandbox: environment, render context and template checks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from compiler_testing import compile_text
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
+
+from compiler.prompts import PROMPT_VARIABLES, TemplateProblem, check_template, make_environment, render_context
+from compiler.table import table_from_json
+
+CONFIG = (
+    "settings:\n  timeouts: {attemptMs: 1000}\n"
+    "agents:\n  - id: support\n    displayName: Support\n    tier: pro\n"
+    "    model: {provider: openai, modelId: gpt-x, fallback: {provider: claude, modelId: c}}\n"
+    "    promptVars: {company: ACME}\n"
+    "    systemPrompt: '{{ agent.displayName }} of {{ vars.company }} on {{ model.provider }}/{{ model.modelId }}, {{ date }} {{ now }}'\n"
+)
+
+
+def test_environment_is_a_strict_sandbox_without_autoescape() -> None:
+    env = make_environment()
+    assert isinstance(env, SandboxedEnvironment)
+    assert env.from_string("{{ x }}").render(x="<b>") == "<b>"
+    with pytest.raises(UndefinedError):
+        env.from_string("{{ missing }}").render()
+    with pytest.raises(SecurityError):
+        env.from_string("{{ x.__class__.__mro__ }}").render(x="")
+
+
+def test_render_context_uses_the_serving_cluster_and_utc() -> None:
+    table = table_from_json(compile_text(CONFIG))
+    agent = table.agents["support"]
+    primary, fallback = table.cluster_plan(agent)
+    moment = datetime(2025, 1, 31, 23, 30, 5, 123, tzinfo=timezone(timedelta(hours=-2)))
+    context = render_context(agent, fallback, moment)
+    assert context == {
+        "agent": {"id": "support", "displayName": "Support", "tier": "pro"},
+        "model": {"provider": "claude", "modelId": "c"},
+        "vars": {"company": "ACME"},
+        "date": "2025-02-01",
+        "now": "2025-02-01T01:30:05Z",
+    }
+    assert set(context) == set(PROMPT_VARIABLES)
+    rendered = make_environment().from_string(agent.system_prompt or "").render(render_context(agent, primary, moment))
+    assert rendered == "Support of ACME on openai/gpt-x, 2025-02-01 2025-02-01T01:30:05Z"
+
+
+def test_naive_datetimes_are_taken_as_utc() -> None:
+    table = table_from_json(compile_text(CONFIG))
+    agent = table.agents["support"]
+    naive = render_context(agent, table.cluster_plan(agent)[0], datetime(2025, 3, 1, 8, 0, 0))
+    aware = render_context(agent, table.cluster_plan(agent)[0], datetime(2025, 3, 1, 8, 0, 0, tzinfo=UTC))
+    assert naive == aware
+
+
+def test_check_template_reports_syntax_with_template_line() -> None:
+    assert check_template("a\nb {{ x.y( }}\n", []) == (
+        TemplateProblem(2, None, "AST212", "systemPrompt template error: unexpected '}', expected ')'"),
+    )
+
+
+def test_check_template_accepts_every_documented_variable() -> None:
+    source = "{{ agent.id }}{{ agent.tier }}{{ model.provider }}{{ vars.k }}{{ date }}{{ now }}{{ vars['k'] }}"
+    assert check_template(source, ["k"]) == ()
+
+
+def test_check_template_flags_subscripted_unknown_vars() -> None:
+    assert check_template("{{ vars['nope'] }}", ["k"]) == (
+        TemplateProblem(1, 10, "AST213", "systemPrompt uses undefined variable 'vars.nope' (vars has: k)"),
+    )
