@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from sidecar.adapters.anthropic import AnthropicAdapter
 from sidecar.adapters.base import Adapter
 from sidecar.adapters.bedrock import BedrockAdapter
 from sidecar.adapters.gemini import GeminiAdapter
@@ -16,6 +17,7 @@ ADAPTERS: MappingProxyType[str, Adapter] = MappingProxyType(
     {
         "openai": _OPENAI,
         "mock": _OPENAI,
+        "anthropic": AnthropicAdapter(),
         "gemini": GeminiAdapter(),
         "bedrock": BedrockAdapter(),
     }

@@ -9,7 +9,13 @@ from compiler_testing import compile_text
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
-from compiler.prompts import PROMPT_VARIABLES, TemplateProblem, check_template, make_environment, render_context
+from compiler.prompts import (
+    PROMPT_VARIABLES,
+    TemplateProblem,
+    check_template,
+    make_environment,
+    render_context,
+)
 from compiler.table import table_from_json
 
 CONFIG = (

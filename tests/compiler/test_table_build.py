@@ -9,7 +9,15 @@ from typing import Any
 from compiler_testing import compile_text
 
 from compiler.schemas import TABLE_SCHEMA, validator
-from compiler.table import BreakerPolicy, Listen, RetryPolicy, Settings, Timeouts, content_hash, table_from_json
+from compiler.table import (
+    BreakerPolicy,
+    Listen,
+    RetryPolicy,
+    Settings,
+    Timeouts,
+    content_hash,
+    table_from_json,
+)
 
 MINIMAL = "agents:\n  - id: a\n    model: {provider: openai, modelId: m}\n"
 OPENAI = "openai:m:https://api.openai.com/v1"

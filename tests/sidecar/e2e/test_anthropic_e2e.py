@@ -31,17 +31,7 @@ from tests.fakes.anthropic_upstream import (
     usage,
 )
 from tests.fakes.openai_upstream import FakeOpenAI, Step, completion, text_chunks
-
-try:
-    from sidecar.adapters import ADAPTERS
-    from tests.sidecar.harness import Sidecar, compile_yaml, running_sidecar
-except ImportError as exc:  # the core or the compiler loader is not there yet
-    pytest.skip(f"sidecar app or compiler loader missing: {exc}", allow_module_level=True)
-
-pytestmark = pytest.mark.skipif(
-    "anthropic" not in ADAPTERS,
-    reason="the anthropic adapter is not registered in sidecar.adapters.ADAPTERS yet",
-)
+from tests.sidecar.harness import Sidecar, compile_yaml, running_sidecar
 
 ENV = {"ANTHROPIC_API_KEY": "sk-ant-e2e", "OPENAI_API_KEY": "sk-openai-e2e"}
 WEATHER: ChatCompletionToolParam = {
