@@ -9,6 +9,7 @@ other complaints about that same value are dropped: they only repeat the type er
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -43,9 +44,11 @@ def _type_name(value: Any) -> str:
 
 
 def _unknown_keys(doc: YamlDocument, path: Path, err: ValidationError) -> Iterator[Diagnostic]:
-    known = list(err.schema.get("properties", {})) if isinstance(err.schema, dict) else []
+    schema = err.schema if isinstance(err.schema, dict) else {}
+    known = list(schema.get("properties", {}))
+    patterns = [re.compile(pattern) for pattern in schema.get("patternProperties", {})]
     for key in err.instance:
-        if key not in known:
+        if key not in known and not any(p.search(key) for p in patterns):
             where = "" if not path else f" in {dotted(path)}"
             hint = suggestion(key, known)
             if not hint and len(known) <= _LISTED_KEYS:

@@ -19,6 +19,8 @@ Names (all prefixed `astra_`):
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from sidecar.adapters.base import Usage
@@ -80,6 +82,15 @@ class Metrics:
         )
         self.reloads = Counter("astra_reloads", "Table reloads", ["result"], registry=r)
         self.in_flight = Gauge("astra_in_flight_requests", "Requests being served", registry=r)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, memoised: the hot path skips prometheus_client's lock and checks."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def breaker_changed(self, cluster: str, provider: str, new_state: str) -> None:
         self.breaker_state.labels(cluster, provider).set(_BREAKER_VALUE[new_state])
@@ -88,10 +99,10 @@ class Metrics:
     def count_usage(self, agent: str, provider: str, usage: Usage | None) -> None:
         if usage is None:
             return
-        self.tokens.labels(agent, provider, "prompt").inc(usage.prompt_tokens)
-        self.tokens.labels(agent, provider, "completion").inc(usage.completion_tokens)
+        self.child(self.tokens, agent, provider, "prompt").inc(usage.prompt_tokens)
+        self.child(self.tokens, agent, provider, "completion").inc(usage.completion_tokens)
         if usage.cached_tokens:
-            self.tokens.labels(agent, provider, "cached").inc(usage.cached_tokens)
+            self.child(self.tokens, agent, provider, "cached").inc(usage.cached_tokens)
 
     def serving(self, table_hash: str, schema_version: int) -> None:
         self.table_info.clear()

@@ -122,11 +122,13 @@ async def run_plan(ctx: RequestContext, attempt: Callable[[ClusterRuntime, Permi
     last: AstraError | None = None
     for index, cluster in enumerate(ctx.agent.plan):
         if index:
-            ctx.metrics.fallbacks.labels(ctx.agent.agent.id, cluster.cluster.provider).inc()
+            ctx.metrics.child(ctx.metrics.fallbacks, ctx.agent.agent.id, cluster.cluster.provider).inc()
         try:
             result = await _try_cluster(ctx, cluster, attempt)
         except BreakerOpenError as exc:
-            ctx.metrics.attempts.labels(ctx.agent.agent.id, cluster.cluster.provider, "breaker_open").inc()
+            ctx.metrics.child(
+                ctx.metrics.attempts, ctx.agent.agent.id, cluster.cluster.provider, "breaker_open"
+            ).inc()
             last = last or exc
             continue
         except UpstreamError as exc:
@@ -154,7 +156,7 @@ async def _try_cluster(
         ctx.attempts += 1
         ctx.tried.append(cluster.cluster.key)
         if retry:
-            ctx.metrics.retries.labels(agent_id, provider).inc()
+            ctx.metrics.child(ctx.metrics.retries, agent_id, provider).inc()
         started = ctx.clock.now()
         try:
             async with asyncio.timeout(remaining):
@@ -165,7 +167,7 @@ async def _try_cluster(
         except UpstreamError as exc:
             _report(permit, exc)
             outcome = "network" if isinstance(exc, UpstreamNetworkError) else "error"
-            ctx.metrics.attempts.labels(agent_id, provider, outcome).inc()
+            ctx.metrics.child(ctx.metrics.attempts, agent_id, provider, outcome).inc()
             delay = _retry_delay(ctx, cluster, exc, retry)
             if delay is None:
                 raise
@@ -175,8 +177,10 @@ async def _try_cluster(
             permit.release()
             raise
         finally:
-            ctx.metrics.upstream_seconds.labels(provider).observe(max(0.0, ctx.clock.now() - started))
-        ctx.metrics.attempts.labels(agent_id, provider, "ok").inc()
+            ctx.metrics.child(ctx.metrics.upstream_seconds, provider).observe(
+                max(0.0, ctx.clock.now() - started)
+            )
+        ctx.metrics.child(ctx.metrics.attempts, agent_id, provider, "ok").inc()
         return result
     raise AssertionError("unreachable: the last retry either returns or raises")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from typing import Any
 
 import orjson
@@ -17,7 +17,7 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 def request_id(request: web.Request) -> str:
     """The caller's X-Request-Id when it is a sane token, else a fresh one."""
     given = request.headers.get("x-request-id", "")
-    return given if _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex
+    return given if given and _SAFE_REQUEST_ID.match(given) else os.urandom(12).hex()
 
 
 async def read_json(request: web.Request, max_bytes: int) -> Any:

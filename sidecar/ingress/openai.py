@@ -96,9 +96,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         record.latency_ms = round(elapsed * 1000.0, 3)
         if ctx is not None:
             record.attempts = ctx.attempts
-            shared.metrics.request_seconds.labels(ctx.agent.agent.id).observe(elapsed)
-            shared.metrics.requests.labels(
-                ctx.agent.agent.id, record.provider or "none", str(record.status)
+            shared.metrics.child(shared.metrics.request_seconds, ctx.agent.agent.id).observe(elapsed)
+            shared.metrics.child(
+                shared.metrics.requests, ctx.agent.agent.id, record.provider or "none", str(record.status)
             ).inc()
         record.emit()
         state.leave()
@@ -123,7 +123,7 @@ async def _context(request: web.Request, record: AccessRecord) -> RequestContext
     record.stream = prepared.stream
     shared = state.shared
     if prepared.removed_tools:
-        shared.metrics.tools_removed.labels(agent.agent.id).inc(len(prepared.removed_tools))
+        shared.metrics.child(shared.metrics.tools_removed, agent.agent.id).inc(len(prepared.removed_tools))
     return RequestContext(
         agent=agent,
         prepared=prepared,
@@ -152,7 +152,9 @@ async def _stream(request: web.Request, ctx: RequestContext, record: AccessRecor
     try:
         await response.prepare(request)
         await response.write(b"".join(encode_data(p) for p in opened.first))
-        metrics.ttft_seconds.labels(ctx.agent.agent.id).observe(max(0.0, ctx.clock.now() - ctx.started))
+        metrics.child(metrics.ttft_seconds, ctx.agent.agent.id).observe(
+            max(0.0, ctx.clock.now() - ctx.started)
+        )
         failure = await _relay(response, ctx, opened)
         if failure is None:
             await response.write(DONE)

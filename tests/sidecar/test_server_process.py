@@ -1,0 +1,114 @@
+"""`astra serve` as a real process: ready fast, reload on SIGHUP and on file change, drain on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+DEMO = """
+    version: 1
+    settings: {{drainGraceMs: 2000}}
+    agents:
+      demo: {{model: {{provider: mock, modelId: demo, mock: {{reply: "{reply}"}}}}}}
+    """
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _ask(base: str) -> str:
+    body = json.dumps({"model": "demo", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    request = urllib.request.Request(base + "/v1/chat/completions", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return str(json.loads(response.read())["choices"][0]["message"]["content"])
+
+
+def _wait_until(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return True
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def served(tmp_path: Path):  # type: ignore[no-untyped-def]
+    config = tmp_path / "astra.yml"
+    config.write_text(textwrap.dedent(DEMO.format(reply="one")))
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "compiler", "serve", str(config), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        yield process, base, config
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+
+
+def test_serve_reloads_and_drains(served) -> None:  # type: ignore[no-untyped-def]
+    process, base, config = served
+    started = time.monotonic()
+    assert _wait_until(lambda: _get(base + "/readyz")[0] == 200)
+    ready_s = time.monotonic() - started
+    assert ready_s < 5.0
+    assert _ask(base) == "one"
+
+    config.write_text(textwrap.dedent(DEMO.format(reply="two")))
+    assert _wait_until(lambda: _ask(base) == "two"), "file change did not reload"
+
+    config.write_text(textwrap.dedent(DEMO.format(reply="three")))
+    process.send_signal(signal.SIGHUP)
+    assert _wait_until(lambda: _ask(base) == "three"), "SIGHUP did not reload"
+
+    config.write_text("version: 1\nagents: [oops\n")
+    process.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert _ask(base) == "three", "an invalid file must keep the old table"
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+    logs = process.stderr.read().decode() if process.stderr else ""
+    lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+    assert any("reload (SIGHUP) refused" in str(line.get("msg")) for line in lines)
+    assert any(str(line.get("msg", "")).startswith("draining") for line in lines)
+    assert sum(1 for line in lines if line.get("route") == "openai") >= 4
+
+
+def test_serve_refuses_a_broken_config_with_diagnostics(tmp_path: Path) -> None:
+    config = tmp_path / "astra.yml"
+    config.write_text("version: 1\nagents:\n  demo: {model: {provider: nope, modelId: x}}\n")
+    done = subprocess.run([sys.executable, "-m", "compiler", "serve", str(config)],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert f"{config}:3:" in done.stderr
