@@ -64,15 +64,22 @@ def _vertex(vertex: Mapping[str, Any] | None) -> Json | None:
             "credentialsFile": vertex.get("credentialsFile")}
 
 
+def vertex_base_url(location: str) -> str:
+    """The Vertex AI host for `location`: global, the us/eu multi-regions, or a regional host."""
+    if location == "global":
+        return "https://aiplatform.googleapis.com"
+    if location in ("us", "eu"):
+        return f"https://aiplatform.{location}.rep.googleapis.com"
+    return f"https://{location}-aiplatform.googleapis.com"
+
+
 def _base_url(spec: ProviderSpec, endpoint: str | None, region: str | None, vertex: Json | None) -> str:
     if endpoint:
         return normalise_base_url(spec, endpoint)
     if spec.wire == "bedrock":
         return f"https://bedrock-runtime.{region}.amazonaws.com" if region else ""
     if vertex is not None:
-        location = vertex["location"]
-        return "https://aiplatform.googleapis.com" if location == "global" else \
-            f"https://{location}-aiplatform.googleapis.com"
+        return vertex_base_url(vertex["location"])
     return spec.default_base_url
 
 

@@ -12,7 +12,6 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from pathlib import Path
 
 from compiler.diagnostics import FORMATTERS, IO_CODES, Diagnostic, format_text, has_errors
@@ -171,16 +170,22 @@ def _add_serve(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 VERBS = (_add_lint, _add_compile, _add_explain, _add_serve)
 
 
-def _version() -> str:
-    try:
-        return metadata.version("astra-sidecar")
-    except metadata.PackageNotFoundError:
-        return "unknown (not installed)"
+class _Version(argparse.Action):
+    """--version, looking the version up only when asked (importlib.metadata is slow to import)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from importlib import metadata
+
+        try:
+            version = metadata.version("astra-sidecar")
+        except metadata.PackageNotFoundError:
+            version = "unknown (not installed)"
+        parser.exit(message=f"astra {version}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="astra", description="Compile, lint and serve astra.yml LLM gateway configs.")
-    parser.add_argument("--version", action="version", version=f"astra {_version()}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     verbs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in VERBS:
         add(verbs)

@@ -75,19 +75,15 @@ def _column(source: str, line: int, word: str) -> int | None:
     return found.start() + 1 if found else None
 
 
-def _attribute_uses(ast: nodes.Template) -> Iterator[tuple[str, str, int]]:
-    """(variable, attribute, line) for every `x.attr` and `x['attr']` in the template."""
-    for node in ast.find_all(nodes.Getattr):
-        if isinstance(node.node, nodes.Name):
+def _attribute_uses(found: list[nodes.Node]) -> Iterator[tuple[str, str, int]]:
+    """(variable, attribute, line) for every `x.attr` and `x['attr']` among the template's nodes."""
+    for node in found:
+        if isinstance(node, nodes.Getattr) and isinstance(node.node, nodes.Name):
             yield node.node.name, node.attr, node.lineno
-    for item in ast.find_all(nodes.Getitem):
-        key = item.arg
-        if isinstance(item.node, nodes.Name) and isinstance(key, nodes.Const) and isinstance(key.value, str):
-            yield item.node.name, key.value, item.lineno
-
-
-def _first_use(ast: nodes.Template, name: str) -> int:
-    return min((n.lineno for n in ast.find_all(nodes.Name) if n.name == name), default=1)
+        elif isinstance(node, nodes.Getitem) and isinstance(node.node, nodes.Name):
+            key = node.arg
+            if isinstance(key, nodes.Const) and isinstance(key.value, str):
+                yield node.node.name, key.value, node.lineno
 
 
 @cache
@@ -95,41 +91,80 @@ def _checking_environment() -> SandboxedEnvironment:
     return make_environment()
 
 
-def _unknown_filter_or_test(env: SandboxedEnvironment, ast: nodes.Template) -> TemplateSyntaxError | None:
+def _unknown_filter_or_test(env: SandboxedEnvironment, found: list[nodes.Node]) -> TemplateSyntaxError | None:
     """Jinja2 defers unknown filters inside {% if %} to render time; the compiler does not."""
-    for node in ast.find_all((nodes.Filter, nodes.Test)):
-        kind, known = ("filter", env.filters) if isinstance(node, nodes.Filter) else ("test", env.tests)
-        if node.name not in known:
-            return TemplateSyntaxError(f"No {kind} named '{node.name}'.", node.lineno)
+    for node in found:
+        if isinstance(node, nodes.Filter | nodes.Test):
+            kind, known = ("filter", env.filters) if isinstance(node, nodes.Filter) else ("test", env.tests)
+            if node.name not in known:
+                return TemplateSyntaxError(f"No {kind} named '{node.name}'.", node.lineno)
     return None
 
 
+#: Template constructs that bind names; without them, every name the template reads is free.
+_BINDINGS = (nodes.Assign, nodes.AssignBlock, nodes.For, nodes.Macro, nodes.CallBlock, nodes.With,
+             nodes.Import, nodes.FromImport, nodes.Block)
+
+
+def _free_names(env: SandboxedEnvironment, ast: nodes.Template, found: list[nodes.Node]) -> set[str]:
+    """Names the template reads but neither defines nor gets from Jinja2's globals (range, dict…).
+
+    jinja2.meta answers exactly but compiles the template; most prompts bind nothing, and then
+    the loaded names are the answer (tests check both paths agree).
+    """
+    if any(isinstance(node, _BINDINGS) for node in found):
+        free = set(meta.find_undeclared_variables(ast))
+    else:
+        free = {node.name for node in found if isinstance(node, nodes.Name) and node.ctx == "load"}
+    return free - env.globals.keys()
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    source: str
+    found: list[nodes.Node]
+    free: set[str]
+
+    def first_use(self, name: str) -> int:
+        return min((n.lineno for n in self.found if isinstance(n, nodes.Name) and n.name == name), default=1)
+
+
+def _parse(source: str) -> _Parsed | TemplateProblem:
+    env = _checking_environment()
+    try:
+        ast = env.parse(source)
+        found = list(ast.find_all(nodes.Node))
+        free = _free_names(env, ast, found)
+        unknown = _unknown_filter_or_test(env, found)
+        if unknown is not None:
+            raise unknown
+    except TemplateSyntaxError as exc:
+        return TemplateProblem(exc.lineno, None, "AST212", f"systemPrompt template error: {exc.message}")
+    return _Parsed(source, found, free)
+
+
+def _undefined(parsed: _Parsed, prompt_vars: frozenset[str]) -> Iterator[TemplateProblem]:
+    known = ", ".join(PROMPT_VARIABLES)
+    for name in sorted(parsed.free - PROMPT_VARIABLES.keys()):
+        line = parsed.first_use(name)
+        message = f"systemPrompt uses undefined variable '{name}' (available: {known})"
+        yield TemplateProblem(line, _column(parsed.source, line, name), "AST213", message)
+    fields = {**_FIELDS, "vars": prompt_vars}
+    for name, attr, line in _attribute_uses(parsed.found):
+        if name in parsed.free and name in fields and attr not in fields[name]:
+            has = ", ".join(sorted(fields[name])) or "none"
+            message = f"systemPrompt uses undefined variable '{name}.{attr}' ({name} has: {has})"
+            yield TemplateProblem(line, _column(parsed.source, line, attr), "AST213", message)
+
+
 def check_template(source: str, prompt_vars: Collection[str]) -> tuple[TemplateProblem, ...]:
-    """Syntax errors (AST212), then unknown variables and fields (AST213), in template order."""
+    """A syntax error (AST212), or unknown variables and fields (AST213), in template order."""
     return _check_template(source, frozenset(prompt_vars))
 
 
 @cache
 def _check_template(source: str, prompt_vars: frozenset[str]) -> tuple[TemplateProblem, ...]:
-    env = _checking_environment()
-    try:
-        ast = env.parse(source)
-        free = meta.find_undeclared_variables(ast)  # also fails on unknown filters and tests
-        unknown = _unknown_filter_or_test(env, ast)
-        if unknown is not None:
-            raise unknown
-    except TemplateSyntaxError as exc:
-        return (TemplateProblem(exc.lineno, None, "AST212", f"systemPrompt template error: {exc.message}"),)
-    problems = []
-    for name in sorted(free - PROMPT_VARIABLES.keys()):
-        line = _first_use(ast, name)
-        known = ", ".join(PROMPT_VARIABLES)
-        message = f"systemPrompt uses undefined variable '{name}' (available: {known})"
-        problems.append(TemplateProblem(line, _column(source, line, name), "AST213", message))
-    fields = {**_FIELDS, "vars": frozenset(prompt_vars)}
-    for name, attr, line in _attribute_uses(ast):
-        if name in free and name in fields and attr not in fields[name]:
-            known = ", ".join(sorted(fields[name])) or "none"
-            message = f"systemPrompt uses undefined variable '{name}.{attr}' ({name} has: {known})"
-            problems.append(TemplateProblem(line, _column(source, line, attr), "AST213", message))
-    return tuple(sorted(problems, key=lambda p: (p.line, p.col or 0, p.message)))
+    parsed = _parse(source)
+    if isinstance(parsed, TemplateProblem):
+        return (parsed,)
+    return tuple(sorted(_undefined(parsed, prompt_vars), key=lambda p: (p.line, p.col or 0, p.message)))

@@ -56,6 +56,10 @@ def _latency(doc: YamlDocument, agent: Agent, origins: Origins) -> Iterator[Diag
     yield doc.diag(origins.agents[agent.id].name_pos, "AST214", message)
 
 
+#: Variables that stand in for another one (the AWS SDKs read either region variable).
+_ALTERNATIVES: Mapping[str, tuple[str, ...]] = {"AWS_REGION": ("AWS_DEFAULT_REGION",)}
+
+
 def _required_variables(table: RoutingTable, origins: Origins) -> Iterator[tuple[str, Path, str]]:
     """(variable, YAML path, why) for each credential variable, in file order."""
     token = table.settings.inbound_token_env
@@ -74,7 +78,7 @@ def check_env(doc: YamlDocument, table: RoutingTable, origins: Origins, env: Map
     """AST215 once per variable that is unset or empty in `env`."""
     seen: set[str] = set()
     for name, path, why in _required_variables(table, origins):
-        if name not in seen and not env.get(name):
+        if name not in seen and not any(env.get(n) for n in (name, *_ALTERNATIVES.get(name, ()))):
             seen.add(name)
             yield doc.diag(doc.value_pos(path), "AST215", f"environment variable {name} is not set ({why})")
 

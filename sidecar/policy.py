@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jinja2
-from compiler.prompts import make_environment, render_context
 from jinja2 import meta
 
+from compiler.prompts import make_environment, render_context
 from compiler.table import Agent, Cluster
 from sidecar.adapters.base import Body
 from sidecar.errors import ClientError

@@ -84,9 +84,15 @@ class UpstreamRequest:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Token counts in OpenAI terms. `cached_tokens` (read from a prompt cache) and
+    `cache_write_tokens` (written to it) are parts of `prompt_tokens`; `reasoning_tokens` is part of
+    `completion_tokens`. New fields go last, with a default: adapters build this positionally."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)

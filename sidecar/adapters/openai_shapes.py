@@ -29,13 +29,23 @@ def now_s() -> int:
     return int(time.time())
 
 
-def usage_json(usage: Usage) -> Json:
-    return {
+def usage_json(usage: Usage, *, report_reasoning: bool = False) -> Json:
+    """OpenAI `CompletionUsage`. `prompt_tokens_details.cache_write_tokens` and
+    `completion_tokens_details.reasoning_tokens` appear only when non-zero, so adapters that never
+    set them keep their exact output; `report_reasoning` shows the reasoning count even when it is
+    0, for providers whose usage always carries one (Gemini's `thoughtsTokenCount`)."""
+    prompt_details: Json = {"cached_tokens": usage.cached_tokens}
+    if usage.cache_write_tokens:
+        prompt_details["cache_write_tokens"] = usage.cache_write_tokens
+    out: Json = {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "prompt_tokens_details": prompt_details,
     }
+    if usage.reasoning_tokens or report_reasoning:
+        out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    return out
 
 
 def completion(
@@ -87,17 +97,18 @@ class ChunkWriter:
             "model": model,
         }
 
-    def chunk(self, delta: Json, finish_reason: str | None = None) -> bytes:
+    def chunk(self, delta: Json, finish_reason: str | None = None, index: int = 0) -> bytes:
+        """One choice's delta; `index` is the choice index (`n` > 1 answers)."""
         body = dict(self._base)
-        body["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+        body["choices"] = [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
         if self.include_usage:
             body["usage"] = None
         return orjson.dumps(body)
 
-    def usage_chunk(self, usage: Usage) -> bytes:
+    def usage_chunk(self, usage: Usage, *, report_reasoning: bool = False) -> bytes:
         body = dict(self._base)
         body["choices"] = []
-        body["usage"] = usage_json(usage)
+        body["usage"] = usage_json(usage, report_reasoning=report_reasoning)
         return orjson.dumps(body)
 
 

@@ -17,7 +17,7 @@ from compiler.table import table_from_json
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-YAML_CHARS = list("ab:-  \n\n\t{}[],&*!|>'\"#%@`?~.0123xyzé") + ["\x00", "\x07", "<<", "{{", "}}", "{%", "%}"]
+YAML_CHARS = [*"ab:-  \n\n\t{}[],&*!|>'\"#%@`?~.0123xyzé", "\x00", "\x07", "<<", "{{", "}}", "{%", "%}"]
 scalars = st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False) | st.text(max_size=12)
 json_ish = st.recursive(
     scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
@@ -25,18 +25,18 @@ json_ish = st.recursive(
 )
 
 # Structure-aware values, so that many examples get past the schema into checks and the build.
-providers = st.sampled_from([*known_provider_names(), "opneai", ""])
-small_ints = st.integers(-5, 300_000)
-templates = st.text(alphabet=st.sampled_from(["{{ ", " }}", "{% if x %}", "{% endif %}", "agent.id", "vars.a",
-                                              "date", "model.nope", "\n", "text ", "|", "}"]), max_size=12)
+providers = st.sampled_from([*known_provider_names(), *known_provider_names(), "opneai", ""])
+small_ints = st.integers(-1, 300_000)
+templates = st.lists(st.sampled_from(["{{ ", " }}", "{% if x %}", "{% endif %}", "agent.id", "vars.a", "date",
+                                      "model.nope", "\n", "text ", "|", "}"]), max_size=12).map("".join)
 target = st.fixed_dictionaries(
-    {"provider": providers, "modelId": st.sampled_from(["m", "n", ""])},
+    {"provider": providers, "modelId": st.sampled_from(["m", "n"] * 4 + [""])},
     optional={
-        "endpoint": st.sampled_from(["http://h:1", "https://h/v1/", "ftp://x"]),
-        "region": st.sampled_from(["us-east-1", "Bad Region"]),
-        "credentials": st.sampled_from(["env", "passthrough", "nope"]),
+        "endpoint": st.sampled_from(["http://h:1", "https://h/v1/", "http://h:1/v1", "ftp://x"]),
+        "region": st.sampled_from(["us-east-1", "eu-west-1", "Bad Region"]),
+        "credentials": st.sampled_from(["env", "passthrough"] * 3 + ["nope"]),
         "capabilities": st.fixed_dictionaries({}, optional={"tools": st.booleans(), "streaming": st.booleans()}),
-        "mock": st.fixed_dictionaries({}, optional={"status": st.integers(300, 700), "failRate": st.floats(0, 2),
+        "mock": st.fixed_dictionaries({}, optional={"status": st.integers(390, 610), "failRate": st.floats(0, 1.1),
                                                     "reply": st.text(max_size=5)}),
         "vertex": st.fixed_dictionaries({"project": st.just("p"), "location": st.sampled_from(["global", "eu-west4"])}),
     },
@@ -45,7 +45,7 @@ fallback_entry = target | st.fixed_dictionaries({"agent": st.sampled_from(["a", 
 model = target.flatmap(lambda t: st.fixed_dictionaries(
     {k: st.just(v) for k, v in t.items()},
     optional={
-        "temperature": st.floats(0, 2.5),
+        "temperature": st.floats(0, 2.1),
         "maxContextTokens": small_ints,
         "maxOutputTokens": small_ints,
         "fallback": fallback_entry | st.lists(fallback_entry, max_size=3),
@@ -55,21 +55,21 @@ agent = st.fixed_dictionaries(
     {"model": model},
     optional={
         "systemPrompt": templates,
-        "promptVars": st.dictionaries(st.sampled_from(["a", "b", "1x"]), st.text(max_size=3), max_size=2),
+        "promptVars": st.dictionaries(st.sampled_from(["a", "b", "c", "1x"]), st.text(max_size=3), max_size=2),
         "tools": st.fixed_dictionaries({}, optional={"allow": st.lists(st.sampled_from(["s", "t"]), max_size=2),
                                                      "deny": st.lists(st.sampled_from(["s", "t"]), max_size=2)}),
-        "retry": st.fixed_dictionaries({}, optional={"maxRetries": st.integers(-1, 4), "jitter": st.floats(0, 1)}),
-        "timeouts": st.fixed_dictionaries({}, optional={"attemptMs": st.integers(0, 70_000)}),
+        "retry": st.fixed_dictionaries({}, optional={"maxRetries": st.integers(0, 4), "jitter": st.floats(0, 1)}),
+        "timeouts": st.fixed_dictionaries({}, optional={"attemptMs": st.integers(1, 70_000)}),
         "requestTimeoutMs": small_ints,
-        "circuitBreaker": st.fixed_dictionaries({}, optional={"failureThreshold": st.integers(0, 9)}),
+        "circuitBreaker": st.fixed_dictionaries({}, optional={"failureThreshold": st.integers(1, 9)}),
     },
 )
-agents = st.dictionaries(st.sampled_from(["a", "b", "c", "bad id"]), agent, min_size=1, max_size=3) | st.lists(
+agents = st.dictionaries(st.sampled_from(["a", "b", "c"] * 3 + ["bad id"]), agent, min_size=1, max_size=3) | st.lists(
     agent.flatmap(lambda a: st.sampled_from(["a", "b", "a"]).map(lambda i: {"id": i, **a})), min_size=1, max_size=3)
 config = st.fixed_dictionaries(
     {"agents": agents},
     optional={
-        "version": st.sampled_from([1, 2]),
+        "version": st.sampled_from([1, 1, 1, 2]),
         "providers": st.dictionaries(providers, st.fixed_dictionaries(
             {}, optional={"endpoint": st.just("http://p:9"), "apiKeyEnv": st.just("K"), "region": st.just("eu-west-1"),
                           "credentials": st.sampled_from(["env", "passthrough"])}), max_size=3),

@@ -6,12 +6,16 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from compiler_testing import compile_text
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
 from compiler.prompts import (
     PROMPT_VARIABLES,
     TemplateProblem,
+    _free_names,
     check_template,
     make_environment,
     render_context,
@@ -78,3 +82,30 @@ def test_check_template_flags_subscripted_unknown_vars() -> None:
     assert check_template("{{ vars['nope'] }}", ["k"]) == (
         TemplateProblem(1, 10, "AST213", "systemPrompt uses undefined variable 'vars.nope' (vars has: k)"),
     )
+
+
+def test_jinja_globals_are_not_undefined() -> None:
+    assert check_template("{% for i in range(3) %}{{ i }}{% endfor %}{{ dict(a=1) }}{{ namespace() }}", []) == ()
+
+
+def test_unknown_test_is_a_syntax_problem() -> None:
+    assert check_template("{{ date is shiny }}", []) == (
+        TemplateProblem(1, None, "AST212", "systemPrompt template error: No test named 'shiny'."),
+    )
+
+
+TOKENS = ["{{ a }}", "{{ b.c }}", "{% set a = 1 %}", "{% for b in a %}", "{% endfor %}", "{% if c %}", "{% endif %}",
+          "{{ d | upper }}", "{% macro m(x) %}{{ x }}{{ e }}{% endmacro %}", "{{ loop }}", "{{ range(2) }}", "text",
+          "{% with f = 2 %}{{ f }}{{ g }}{% endwith %}", "{{ vars['h'] }}"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), max_size=8).map("".join))
+def test_fast_free_names_agree_with_jinja_meta(source: str) -> None:
+    env = make_environment()
+    try:
+        ast = env.parse(source)
+        expected = meta.find_undeclared_variables(ast) - env.globals.keys()
+    except TemplateSyntaxError:
+        return
+    assert _free_names(env, ast, list(ast.find_all(nodes.Node))) == expected

@@ -203,6 +203,10 @@ def test_check_env_is_quiet_when_variables_are_set() -> None:
     assert lint_text(ENV_CONFIG, env={"GATE": "t", "TEAM_KEY": "k", "AWS_REGION": "eu-west-1"}) == []
 
 
+def test_check_env_accepts_aws_default_region() -> None:
+    assert lint_text(ENV_CONFIG, env={"GATE": "t", "TEAM_KEY": "k", "AWS_DEFAULT_REGION": "eu-west-1"}) == []
+
+
 def test_check_env_treats_empty_as_missing() -> None:
     found = lint_text(ENV_CONFIG, env={"GATE": "", "TEAM_KEY": "k", "AWS_REGION": "r"})
     assert [line.split(" ", 3)[3] for line in found] == ["environment variable GATE is not set (inbound bearer token)"]

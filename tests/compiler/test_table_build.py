@@ -144,6 +144,11 @@ def test_gemini_ai_studio_and_vertex() -> None:
     assert regional["vertex"]["credentialsFile"] == "/k.json"
 
 
+def test_vertex_multi_region_hosts() -> None:
+    table = compile_text("agents:\n  - id: a\n    model: {provider: gemini, modelId: g, vertex: {project: p, location: eu}}\n")
+    assert list(table["clusters"]) == ["gemini:g:https://aiplatform.eu.rep.googleapis.com"]
+
+
 def test_provider_overrides_credentials_headers_and_breakers() -> None:
     table = compile_text(
         "settings:\n  circuitBreaker: {failureThreshold: 7, cooldownMs: 1000}\n"

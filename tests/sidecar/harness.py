@@ -12,8 +12,8 @@ from pathlib import Path
 import openai
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from compiler.loader import load_routing_table
 
+from compiler.loader import load_routing_table
 from compiler.table import RoutingTable
 from sidecar.app import create_app
 from sidecar.app_keys import STATE

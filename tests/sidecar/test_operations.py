@@ -11,8 +11,9 @@ from pathlib import Path
 import aiohttp
 import openai
 import pytest
-from compiler.loader import load_routing_table
+from openai.types.chat import ChatCompletion
 
+from compiler.loader import load_routing_table
 from sidecar.reload import Reloader
 from tests.fakes.openai_upstream import FakeOpenAI, Step, completion
 from tests.sidecar.harness import compile_yaml, running_sidecar
@@ -61,9 +62,10 @@ async def test_reload_swaps_the_table_and_keeps_it_on_an_invalid_file(tmp_path: 
     async with running_sidecar(table) as sidecar:
         reloader = Reloader(sidecar.state, str(path), load_routing_table)
         client = sidecar.client()
-        ask = lambda: client.chat.completions.create(
-            model="demo", messages=[{"role": "user", "content": "x"}]
-        )  # noqa: E731
+
+        async def ask() -> ChatCompletion:
+            return await client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "x"}])
+
         assert (await ask()).choices[0].message.content == "first table"
 
         path.write_text(textwrap.dedent(TWO))

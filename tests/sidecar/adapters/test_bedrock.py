@@ -649,6 +649,23 @@ def test_cache_token_usage() -> None:
     assert parsed.usage.prompt_tokens_details.cached_tokens == 100
 
 
+def test_cache_writes_are_reported_plain_and_streamed() -> None:
+    response = text_response("x", token_usage=usage(10, 5, cache_read=100, cache_write=20))
+    completion = ADAPTER.parse_response(CLUSTER, chat(user("x")), orjson.dumps(response))
+    assert completion.usage is not None and completion.usage.cache_write_tokens == 20
+    details = {"cached_tokens": 100, "cache_write_tokens": 20}
+    assert orjson.loads(completion.body)["usage"]["prompt_tokens_details"] == details
+    streamed = translate(stream_frames(response), include_usage=True)[-1]
+    assert (
+        orjson.loads(streamed.model_dump_json(exclude_unset=True))["usage"]["prompt_tokens_details"]
+        == details
+    )
+    without = parse(text_response("x", token_usage=usage(10, 5, cache_read=100)))
+    assert orjson.loads(without.model_dump_json(exclude_unset=True))["usage"]["prompt_tokens_details"] == {
+        "cached_tokens": 100
+    }
+
+
 @pytest.mark.parametrize("raw", [b"not json", b"{}", b'{"output": {}}', b"[]"])
 def test_malformed_response_is_an_upstream_failure(raw: bytes) -> None:
     with pytest.raises(UpstreamNetworkError) as raised:
