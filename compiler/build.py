@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler.config import AgentConfig, AgentRef, Config, Target
-from compiler.diagnostics import Diagnostic
+from compiler.diagnostics import Diagnostic, suggestion
 from compiler.providers import PROVIDERS, ProviderSpec, canonical_provider, normalise_base_url
 from compiler.schemas import schema_defaults
 from compiler.table import SCHEMA_VERSION, Json, canonical_json, cluster_key, content_hash
-from compiler.validate import suggestion
 from compiler.yamlpos import Path
 
 _FLOATS = ("jitter", "failRate")
@@ -48,11 +47,9 @@ def _mock(options: Mapping[str, Any] | None) -> Json:
     return {**nullable, **_layer("$defs/mock", options)}
 
 
-_DEFAULT_MOCK_HASH = canonical_json(_mock(None))
-
-
 def _key_suffix(mock: Json | None) -> str:
-    if mock is None or canonical_json(mock) == _DEFAULT_MOCK_HASH:
+    """"#<hash>" for a mock with non-default options, so each behaviour is its own cluster."""
+    if mock is None or mock == _mock(None):
         return ""
     return "#" + hashlib.sha256(canonical_json(mock)).hexdigest()[:8]
 
@@ -172,9 +169,9 @@ class _Builder:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     own: dict[str, tuple[PlanEntry, list[PlanEntry | AgentRef]]] = field(default_factory=dict)
 
-    def report(self, path: Path, code: str, message: str, *, at_key: bool = False) -> None:
+    def report(self, path: Path, code: str, message: str) -> None:
         doc = self.config.doc
-        self.diagnostics.append(doc.diag(doc.key_pos(path) if at_key else doc.value_pos(path), code, message))
+        self.diagnostics.append(doc.diag(doc.value_pos(path), code, message))
 
     def add_cluster(self, agent: AgentConfig, target: Target) -> PlanEntry:
         key, cluster = resolve_cluster(self.config, target, agent.body.get("circuitBreaker"))

@@ -14,11 +14,10 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from compiler.diagnostics import FORMATTERS, IO_CODES, Diagnostic, format_text, has_errors
+from compiler.diagnostics import FORMATTERS, IO_CODES, Diagnostic, format_text, has_errors, suggestion
 from compiler.explain import explain_agent
 from compiler.loader import CompileError, compile_file, load_routing_table
 from compiler.table import dump_table_json
-from compiler.validate import suggestion
 
 Run = Callable[[argparse.Namespace], int]
 
@@ -77,10 +76,10 @@ def _write_atomically(path: str, text: str) -> None:
 
 def _check_drift(args: argparse.Namespace, text: str) -> int:
     try:
-        current = Path(args.output).read_text(encoding="utf-8")
+        current: bytes | None = Path(args.output).read_bytes()
     except OSError:
         current = None
-    if current != text:
+    if current != text.encode("utf-8"):
         state = "is missing" if current is None else "differs from"
         sys.stderr.write(f"{args.output} {state} what {args.file} compiles to; "
                          f"run: astra compile {args.file} -o {args.output}\n")
@@ -180,7 +179,8 @@ class _Version(argparse.Action):
             version = metadata.version("astra-sidecar")
         except metadata.PackageNotFoundError:
             version = "unknown (not installed)"
-        parser.exit(message=f"astra {version}\n")
+        sys.stdout.write(f"astra {version}\n")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,7 +200,3 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     run: Run = args.run
     return run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,6 +8,7 @@ at the value; an empty value points at its key.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -93,6 +94,12 @@ class Diagnostic:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}: {self.severity.value} {self.code} {self.message}"
+
+
+def suggestion(word: str, candidates: Iterable[str]) -> str:
+    """"; did you mean 'x'?" for the closest candidate, or ""."""
+    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean '{match[0]}'?" if match else ""
 
 
 def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:

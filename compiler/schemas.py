@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from jsonschema import Draft202012Validator, validators  # type: ignore[import-untyped]
 
 INPUT_SCHEMA = "astra.schema.json"
 TABLE_SCHEMA = "routing-table.schema.json"
@@ -58,12 +58,22 @@ def _inline(node: Any, defs: dict[str, Any], active: tuple[str, ...] = ()) -> An
     return {**target, **node}
 
 
+def _is_integer(_: object, instance: object) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+#: Draft 2020-12 counts 2.0 as an integer; the table must hold real integers (ports, counts).
+_StrictValidator = validators.extend(
+    Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer)
+)
+
+
 @cache
 def validator(name: str) -> Draft202012Validator:
-    """A ready validator for schema `name`, references inlined (built once per process)."""
+    """A ready validator for schema `name`, references inlined, integers strict (built once)."""
     schema = load_schema(name)
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(_inline(schema, schema.get("$defs", {})))
+    return _StrictValidator(_inline(schema, schema.get("$defs", {})))
 
 
 def schema_defaults(pointer: str) -> dict[str, Any]:

@@ -13,10 +13,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from compiler.config import AgentConfig, Config, Target
-from compiler.diagnostics import Diagnostic
+from compiler.diagnostics import Diagnostic, suggestion
 from compiler.prompts import check_template
 from compiler.providers import PROVIDERS, ProviderSpec, canonical_provider, known_provider_names
-from compiler.validate import suggestion
 from compiler.yamlpos import Path
 
 

@@ -8,14 +8,13 @@ other complaints about that same value are dropped: they only repeat the type er
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
 
-from compiler.diagnostics import Diagnostic
+from compiler.diagnostics import Diagnostic, suggestion
 from compiler.schemas import INPUT_SCHEMA, validator
 from compiler.yamlpos import Path, YamlDocument, dotted
 
@@ -25,12 +24,6 @@ _SCHEMA_TYPES = {"null": "null", "boolean": "a boolean", "integer": "an integer"
                  "string": "a string", "array": "a list", "object": "a mapping"}
 _LISTED_KEYS = 8
 _RANGE = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "above", "exclusiveMaximum": "below"}
-
-
-def suggestion(word: str, candidates: Iterable[str]) -> str:
-    """"; did you mean 'x'?" for the closest candidate, or ""."""
-    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f"; did you mean '{match[0]}'?" if match else ""
 
 
 def _short(value: Any) -> str:

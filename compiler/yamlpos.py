@@ -28,16 +28,10 @@ MAX_EXPANDED_NODES = 500_000
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-_STR = "tag:yaml.org,2002:str"
-_MERGE = "tag:yaml.org,2002:merge"
-_TIMESTAMP = "tag:yaml.org,2002:timestamp"
-_SCALAR_TAGS = frozenset(
-    {_STR, _TIMESTAMP, "tag:yaml.org,2002:null", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int",
-     "tag:yaml.org,2002:float"}
-)
-_MAP_TAG = "tag:yaml.org,2002:map"
-_STANDARD_TAG_PREFIX = "tag:yaml.org,2002:"
-_SEQ_TAG = "tag:yaml.org,2002:seq"
+_TAG = "tag:yaml.org,2002:"
+_STR, _TIMESTAMP, _MERGE, _MAP_TAG, _SEQ_TAG = (_TAG + name for name in ("str", "timestamp", "merge", "map", "seq"))
+#: Scalars become JSON values; timestamps stay the text they were written as.
+_SCALAR_TAGS = frozenset(_TAG + name for name in ("str", "timestamp", "null", "bool", "int", "float"))
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -114,7 +108,7 @@ def _mark_pos(mark: Any) -> Pos:
 
 
 def _short_tag(tag: str) -> str:
-    return tag.replace(_STANDARD_TAG_PREFIX, "!!", 1) if tag.startswith(_STANDARD_TAG_PREFIX) else tag
+    return "!!" + tag.removeprefix(_TAG) if tag.startswith(_TAG) else tag
 
 
 def _offset_pos(text: str, offset: int) -> Pos:
@@ -284,7 +278,7 @@ class _Builder:
             return node.value
         try:
             value = self.constructor.construct_object(node)
-        except (ValueError, yaml.YAMLError) as exc:
+        except (ValueError, LookupError, yaml.YAMLError) as exc:
             raise _Refused(_mark_pos(node.start_mark), "AST009",
                            f"cannot read {node.value!r} as {_short_tag(node.tag)}") from exc
         if isinstance(value, float) and not math.isfinite(value):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from compiler_testing import Cli, CliResult, Write
 
 from compiler.cli import main
+from tests.compiler.helpers import Cli, CliResult, Write
 
 
 @pytest.fixture

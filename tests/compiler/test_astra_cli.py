@@ -10,9 +10,9 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
-from compiler_testing import Cli, Write
 
 from compiler.table import dump_table_json
+from tests.compiler.helpers import Cli, Write
 
 CLEAN = "agents:\n  - id: demo\n    model: {provider: mock, modelId: echo}\n"
 BROKEN = "agents:\n  - id: demo\n    model: {provider: mokc, modelId: echo}\n    tier: [x]\n"
@@ -237,6 +237,11 @@ def test_serve_without_the_sidecar(cli: Cli, monkeypatch: pytest.MonkeyPatch) ->
 )
 def test_usage(cli: Cli, argv: list[str], code: int) -> None:
     assert cli(*argv).code == code
+
+
+def test_version(cli: Cli) -> None:
+    result = cli("--version")
+    assert result.code == 0 and result.out.startswith("astra ") and result.err == ""
 
 
 def test_python_dash_m_runs_the_cli() -> None:

@@ -15,9 +15,9 @@ import json
 from pathlib import Path
 
 import pytest
-from compiler_testing import Cli
 
 from compiler.schemas import TABLE_SCHEMA, validator
+from tests.compiler.helpers import Cli
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 VALID = sorted(p.name for p in (CASES / "valid").iterdir() if p.is_dir())

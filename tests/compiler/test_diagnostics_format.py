@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 from compiler.diagnostics import (
     CODES,
@@ -59,3 +61,9 @@ def test_format_sarif_indexes_rules() -> None:
     assert [rule["id"] for rule in run["tool"]["driver"]["rules"]] == ["AST101", "AST202", "AST214"]
     assert [(r["ruleId"], r["ruleIndex"], r["level"]) for r in run["results"]] == [
         ("AST101", 0, "error"), ("AST202", 1, "error"), ("AST214", 2, "warning")]
+
+
+def test_the_reference_lists_every_code() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (AST\d{3}) \| (error|warning) \| (.+) \|$", text, re.M)
+    assert rows == [(code, info.severity.value, info.title) for code, info in CODES.items()]

@@ -6,13 +6,13 @@ import re
 from pathlib import Path
 
 import pytest
-from compiler_testing import Cli
 
 from compiler.diagnostics import CODES
 from compiler.loader import compile_file
 from compiler.providers import PROVIDERS
 from compiler.schemas import TABLE_SCHEMA, validator
 from compiler.table import Json
+from tests.compiler.helpers import Cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 INVALID = sorted((EXAMPLES / "invalid").glob("*.yml"))

@@ -26,7 +26,7 @@ json_ish = st.recursive(
 
 # Structure-aware values, so that many examples get past the schema into checks and the build.
 providers = st.sampled_from([*known_provider_names(), *known_provider_names(), "opneai", ""])
-small_ints = st.integers(-1, 300_000)
+small_ints = st.integers(-1, 300_000) | st.sampled_from([2.0, 1e3, True])
 templates = st.lists(st.sampled_from(["{{ ", " }}", "{% if x %}", "{% endif %}", "agent.id", "vars.a", "date",
                                       "model.nope", "\n", "text ", "|", "}"]), max_size=12).map("".join)
 target = st.fixed_dictionaries(
@@ -58,7 +58,8 @@ agent = st.fixed_dictionaries(
         "promptVars": st.dictionaries(st.sampled_from(["a", "b", "c", "1x"]), st.text(max_size=3), max_size=2),
         "tools": st.fixed_dictionaries({}, optional={"allow": st.lists(st.sampled_from(["s", "t"]), max_size=2),
                                                      "deny": st.lists(st.sampled_from(["s", "t"]), max_size=2)}),
-        "retry": st.fixed_dictionaries({}, optional={"maxRetries": st.integers(0, 4), "jitter": st.floats(0, 1)}),
+        "retry": st.fixed_dictionaries({}, optional={"maxRetries": st.integers(0, 4) | st.just(1.0),
+                                                     "jitter": st.floats(0, 1) | st.just(0)}),
         "timeouts": st.fixed_dictionaries({}, optional={"attemptMs": st.integers(1, 70_000)}),
         "requestTimeoutMs": small_ints,
         "circuitBreaker": st.fixed_dictionaries({}, optional={"failureThreshold": st.integers(1, 9)}),

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from compiler_testing import compile_text
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jinja2 import TemplateSyntaxError, meta, nodes
@@ -21,6 +20,7 @@ from compiler.prompts import (
     render_context,
 )
 from compiler.table import table_from_json
+from tests.compiler.helpers import compile_text
 
 CONFIG = (
     "settings:\n  timeouts: {attemptMs: 1000}\n"

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import fields
+from typing import Any
 
 import pytest
-from compiler_testing import compile_text
 from jsonschema import Draft202012Validator
 
 from compiler import table
 from compiler.providers import known_provider_names
 from compiler.schemas import INPUT_SCHEMA, TABLE_SCHEMA, load_schema, schema_defaults
 from compiler.schemas import validator as table_validator
+from compiler.table import Json
+from tests.compiler.helpers import compile_text
 
 
 @pytest.mark.parametrize("name", [INPUT_SCHEMA, TABLE_SCHEMA])
@@ -86,7 +89,7 @@ def _paths(node: object, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     return found
 
 
-def _rich_table() -> dict[str, object]:
+def _rich_table() -> Json:
     """A table where every optional field has a value, so every key gets checked."""
     return compile_text(
         "settings:\n  inboundAuth: {tokenEnv: T}\n  timeouts: {attemptMs: 1000}\n"
@@ -104,8 +107,6 @@ def _rich_table() -> dict[str, object]:
 
 def test_table_schema_requires_exactly_what_table_py_needs() -> None:
     """Dropping a key breaks table_from_json exactly when the artifact schema requires it."""
-    import copy
-
     data = _rich_table()
     validator = table_validator(TABLE_SCHEMA)
     free_form = {"clusters", "agents", "headers", "renameParams", "promptVars"}
@@ -114,10 +115,10 @@ def test_table_schema_requires_exactly_what_table_py_needs() -> None:
         if (path[-2:-1] and path[-2] in free_form) or path == ("hash",):
             continue
         broken = copy.deepcopy(data)
-        parent = broken
+        parent: Any = broken
         for key in path[:-1]:
-            parent = parent[key]  # type: ignore[index,assignment]
-        del parent[path[-1]]  # type: ignore[attr-defined]
+            parent = parent[key]
+        del parent[path[-1]]
         schema_says = not validator.is_valid(broken)
         try:
             table.table_from_json(broken)

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from compiler_testing import Write
 
 from compiler import schemas
 from compiler.loader import CompileError, compile_file, load_routing_table
 from compiler.table import RoutingTable, content_hash, dump_table_json
+from tests.compiler.helpers import Write
 
 CONFIG = "agents:\n  - id: demo\n    model: {provider: mock, modelId: echo}\n"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compiler_testing import lint_text
+from tests.compiler.helpers import lint_text
 
 AGENT = "agents:\n  - id: a\n    model: {provider: openai, modelId: m}\n"
 
@@ -50,6 +50,11 @@ def test_wrong_type_at_the_value() -> None:
 def test_boolean_is_not_an_integer() -> None:
     text = "settings:\n  requestTimeoutMs: true\n" + AGENT
     assert lint_text(text) == ["2:21: error AST103 settings.requestTimeoutMs: expected an integer, got a boolean True"]
+
+
+def test_integral_floats_are_not_integers() -> None:
+    text = "settings:\n  retry: {maxRetries: 2.0}\n" + AGENT
+    assert lint_text(text) == ["2:23: error AST103 settings.retry.maxRetries: expected an integer, got a number 2.0"]
 
 
 def test_empty_value_is_reported_at_its_key() -> None:

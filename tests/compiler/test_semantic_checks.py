@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from compiler_testing import lint_text
+
+from tests.compiler.helpers import lint_text
 
 FAST = "settings:\n  timeouts: {attemptMs: 10000}\n"
 

@@ -6,8 +6,6 @@ import hashlib
 from dataclasses import asdict
 from typing import Any
 
-from compiler_testing import compile_text
-
 from compiler.schemas import TABLE_SCHEMA, validator
 from compiler.table import (
     BreakerPolicy,
@@ -18,6 +16,7 @@ from compiler.table import (
     content_hash,
     table_from_json,
 )
+from tests.compiler.helpers import compile_text
 
 MINIMAL = "agents:\n  - id: a\n    model: {provider: openai, modelId: m}\n"
 OPENAI = "openai:m:https://api.openai.com/v1"

@@ -130,8 +130,11 @@ def test_unsupported_tag() -> None:
     assert _codes("a: !!set {x}\n") == ["1:4: AST009 unsupported YAML tag !!set"]
 
 
-def test_bad_explicit_scalar_tag() -> None:
-    assert _codes("a: !!int abc\n") == ["1:4: AST009 cannot read 'abc' as !!int"]
+@pytest.mark.parametrize(
+    ("text", "value", "tag"), [("a: !!int abc\n", "abc", "int"), ("a: !!int\n", "", "int"), ("a: !!bool maybe\n", "maybe", "bool")]
+)
+def test_bad_explicit_scalar_tag(text: str, value: str, tag: str) -> None:
+    assert _codes(text) == [f"1:4: AST009 cannot read '{value}' as !!{tag}"]
 
 
 def test_complex_key() -> None:

@@ -1,0 +1,1 @@
+"""Tests of the compiler: astra.yml → diagnostics and routing tables."""
