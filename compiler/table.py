@@ -65,11 +65,11 @@ class BreakerPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """Per attempt: `connect_ms` to open a connection, `attempt_ms` until response headers,
-    `stream_idle_ms` between two reads of a streamed body."""
+    """Per attempt: `connect_ms` to open a connection, `attempt_ms` until the whole answer (or a
+    stream's first chunk), `stream_idle_ms` between two reads of a streamed body."""
 
     connect_ms: int = 10000
-    attempt_ms: int = 60000
+    attempt_ms: int = 30000
     stream_idle_ms: int = 60000
 
 

@@ -16,6 +16,7 @@ from sidecar.adapters.base import Failure
 from sidecar.app_keys import STATE
 from sidecar.clock import Clock, MonotonicClock
 from sidecar.ingress import openai
+from sidecar.ingress.flow import error_response
 from sidecar.metrics import Metrics
 from sidecar.runtime import CredentialFactory, SharedState
 from sidecar.state import AppState
@@ -49,8 +50,7 @@ def create_app(
         client_max_size=table.settings.max_body_bytes,
     )
     app[STATE] = state
-    app.router.add_post("/v1/chat/completions", openai.chat_completions)
-    app.router.add_get("/v1/models", openai.list_models)
+    openai.add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
@@ -93,7 +93,7 @@ def _guard(token: str | None) -> Middleware:
         if token is not None and request.path not in _OPS_PATHS:
             presented = _presented_token(request)
             if not token or not hmac.compare_digest(presented.encode(), token.encode()):
-                return openai.error_response(
+                return _json_error(
                     Failure(
                         401, "authentication_error", "missing or wrong sidecar token", code="invalid_api_key"
                     )
@@ -103,16 +103,18 @@ def _guard(token: str | None) -> Middleware:
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            return openai.error_response(
-                Failure(exc.status, _http_error_type(exc.status), exc.reason, code=None)
-            )
+            return _json_error(Failure(exc.status, _http_error_type(exc.status), exc.reason, code=None))
         except Exception:
             log.exception("unexpected error serving %s %s", request.method, request.path)
-            return openai.error_response(
+            return _json_error(
                 Failure(500, "server_error", "internal error in the sidecar", code="internal_error")
             )
 
     return guard
+
+
+def _json_error(failure: Failure) -> web.Response:
+    return error_response(openai.CODEC, failure)
 
 
 def _http_error_type(status: int) -> str:

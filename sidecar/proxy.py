@@ -23,10 +23,10 @@ import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from compiler.table import RetryPolicy
-from sidecar.adapters.base import Completion, StreamTranslator
+from sidecar.adapters.base import Body, Completion, StreamTranslator, UpstreamRequest
 from sidecar.breaker import OPEN, Permit
 from sidecar.clock import Clock
 from sidecar.errors import (
@@ -40,7 +40,7 @@ from sidecar.errors import (
     network_failure,
 )
 from sidecar.metrics import Metrics
-from sidecar.policy import AgentPolicy, PreparedRequest
+from sidecar.policy import PreparedRequest
 from sidecar.runtime import AgentRuntime, ClusterRuntime
 from sidecar.upstream import AttemptTimeouts, UpstreamResponse
 
@@ -68,23 +68,63 @@ class Deadline:
         return left
 
 
+@dataclass(frozen=True, slots=True)
+class BuiltAttempt:
+    """One attempt's upstream request, and how to read its answer: `native` answers go back to
+    the client as they are; the others are OpenAI bytes from the cluster's adapter."""
+
+    request: UpstreamRequest
+    body: Body
+    native: bool = False
+
+
+class CallShape(Protocol):
+    """How one client call becomes an attempt on a given cluster, and how its answer is read."""
+
+    async def build(self, cluster: ClusterRuntime, inbound: Mapping[str, str]) -> BuiltAttempt: ...
+
+    def parse(self, cluster: ClusterRuntime, built: BuiltAttempt, raw: bytes) -> Completion: ...
+
+    def translator(self, cluster: ClusterRuntime, built: BuiltAttempt) -> StreamTranslator: ...
+
+
+class OpenAICall:
+    """An OpenAI chat request: the agent's policy per cluster, then the cluster's adapter."""
+
+    __slots__ = ("_agent", "prepared")
+
+    def __init__(self, agent: AgentRuntime, prepared: PreparedRequest) -> None:
+        self._agent = agent
+        self.prepared = prepared
+
+    async def build(self, cluster: ClusterRuntime, inbound: Mapping[str, str]) -> BuiltAttempt:
+        body = self._agent.policy.for_cluster(self.prepared, cluster.cluster)
+        auth = await cluster.credentials.material(inbound)
+        return BuiltAttempt(
+            cluster.adapter.build_request(cluster.cluster, self._agent.agent, body, auth), body
+        )
+
+    def parse(self, cluster: ClusterRuntime, built: BuiltAttempt, raw: bytes) -> Completion:
+        return cluster.adapter.parse_response(cluster.cluster, built.body, raw)
+
+    def translator(self, cluster: ClusterRuntime, built: BuiltAttempt) -> StreamTranslator:
+        return cluster.adapter.stream_translator(cluster.cluster, built.body)
+
+
 @dataclass(slots=True)
 class RequestContext:
     agent: AgentRuntime
-    prepared: PreparedRequest
+    shape: CallShape
     inbound: Mapping[str, str]
     clock: Clock
     rng: random.Random
     metrics: Metrics
     deadline: Deadline
     started: float = 0.0
+    removed_tools: tuple[str, ...] = ()
     attempts: int = 0
     served_by: ClusterRuntime | None = None
     tried: list[str] = field(default_factory=list)
-
-    @property
-    def policy(self) -> AgentPolicy:
-        return self.agent.policy
 
 
 @dataclass(slots=True)
@@ -95,6 +135,8 @@ class OpenStream:
     permit: Permit
     translator: StreamTranslator
     first: list[bytes]
+    first_raw: bytes
+    native: bool
     chunks: AsyncIterator[bytes]
     exits: contextlib.AsyncExitStack
 
@@ -228,25 +270,25 @@ async def _upstream_failure(cluster: ClusterRuntime, response: UpstreamResponse)
     return UpstreamStatusError(failure, cluster.cluster.key)
 
 
-async def complete(ctx: RequestContext) -> Completion:
-    """A whole (non-streamed) answer through the plan."""
+async def complete(ctx: RequestContext) -> tuple[Completion, bool]:
+    """A whole (non-streamed) answer through the plan, and whether it is native (not OpenAI)."""
 
-    async def attempt(cluster: ClusterRuntime, permit: Permit) -> Completion:
-        body = ctx.policy.for_cluster(ctx.prepared, cluster.cluster)
-        auth = await cluster.credentials.material(ctx.inbound)
-        request = cluster.adapter.build_request(cluster.cluster, ctx.agent.agent, body, auth)
+    async def attempt(cluster: ClusterRuntime, permit: Permit) -> tuple[Completion, bool]:
+        built = await ctx.shape.build(cluster, ctx.inbound)
         timeouts = _timeouts(ctx)
         try:
-            async with asyncio.timeout(timeouts.headers_s):
-                async with cluster.transport.open(cluster.cluster, request, timeouts) as response:
-                    if response.status >= 300:
-                        raise await _upstream_failure(cluster, response)
-                    raw = await response.read()
+            async with (
+                asyncio.timeout(timeouts.headers_s),
+                cluster.transport.open(cluster.cluster, built.request, timeouts) as response,
+            ):
+                if response.status >= 300:
+                    raise await _upstream_failure(cluster, response)
+                raw = await response.read()
         except TimeoutError as exc:
             raise UpstreamNetworkError(network_failure("upstream answer timed out", timeout=True)) from exc
-        completion = cluster.adapter.parse_response(cluster.cluster, body, raw)
+        completion = ctx.shape.parse(cluster, built, raw)
         permit.success()
-        return completion
+        return completion, built.native
 
     return await run_plan(ctx, attempt)
 
@@ -255,35 +297,38 @@ async def open_stream(ctx: RequestContext) -> OpenStream:
     """Runs the plan until one cluster has produced the first chunk of a streamed answer."""
 
     async def attempt(cluster: ClusterRuntime, permit: Permit) -> OpenStream:
-        body = ctx.policy.for_cluster(ctx.prepared, cluster.cluster)
-        auth = await cluster.credentials.material(ctx.inbound)
-        request = cluster.adapter.build_request(cluster.cluster, ctx.agent.agent, body, auth)
+        built = await ctx.shape.build(cluster, ctx.inbound)
         timeouts = _timeouts(ctx)
         exits = contextlib.AsyncExitStack()
         try:
             async with asyncio.timeout(timeouts.headers_s):
                 response = await exits.enter_async_context(
-                    cluster.transport.open(cluster.cluster, request, timeouts)
+                    cluster.transport.open(cluster.cluster, built.request, timeouts)
                 )
                 if response.status >= 300:
                     raise await _upstream_failure(cluster, response)
-                translator = cluster.adapter.stream_translator(cluster.cluster, body)
+                translator = ctx.shape.translator(cluster, built)
                 chunks = response.chunks()
-                first = await _first_chunks(chunks, translator)
+                first, first_raw = await _first_chunks(chunks, translator)
         except TimeoutError as exc:
             await exits.aclose()
             raise UpstreamNetworkError(network_failure("upstream stream timed out", timeout=True)) from exc
         except BaseException:
             await exits.aclose()
             raise
-        return OpenStream(cluster, permit, translator, first, chunks, exits)
+        return OpenStream(cluster, permit, translator, first, first_raw, built.native, chunks, exits)
 
     return await run_plan(ctx, attempt)
 
 
-async def _first_chunks(chunks: AsyncIterator[bytes], translator: StreamTranslator) -> list[bytes]:
+async def _first_chunks(
+    chunks: AsyncIterator[bytes], translator: StreamTranslator
+) -> tuple[list[bytes], bytes]:
+    """Reads until the translator yields its first chunk: (those chunks, the raw bytes read)."""
+    raw: list[bytes] = []
     async for data in chunks:
+        raw.append(data)
         out = translator.feed(data)
         if out:
-            return out
-    return translator.finish()
+            return out, b"".join(raw)
+    return translator.finish(), b"".join(raw)

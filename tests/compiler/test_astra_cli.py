@@ -16,7 +16,10 @@ from tests.compiler.helpers import Cli, Write
 
 CLEAN = "agents:\n  - id: demo\n    model: {provider: mock, modelId: echo}\n"
 BROKEN = "agents:\n  - id: demo\n    model: {provider: mokc, modelId: echo}\n    tier: [x]\n"
-WARNS = "agents:\n  - id: a\n    model: {provider: mock, modelId: m, fallback: {provider: mock, modelId: n}}\n"
+#: Two fallbacks: with the default budget (3 tries of 30000 ms + 900 ms backoff = 90900 ms per entry)
+#: the second starts after 181800 ms, past the 120000 ms deadline: exactly one AST214 at 2:9.
+WARNS = ("agents:\n  - id: a\n    model: {provider: mock, modelId: m, "
+         "fallback: [{provider: mock, modelId: n}, {provider: mock, modelId: o}]}\n")
 REPO = Path(__file__).resolve().parents[2]
 
 

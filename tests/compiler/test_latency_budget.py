@@ -12,8 +12,14 @@ def test_backoff_doubles_caps_and_adds_jitter() -> None:
 
 
 def test_attempt_budget_with_defaults() -> None:
+    # maxRetries 2 -> 3 tries of attemptMs 30000 = 90000 ms; backoff (base 250, cap 8000, jitter 0.2):
+    # ceil(min(8000, 250 * 2^0) * 1.2) + ceil(min(8000, 250 * 2^1) * 1.2) = 300 + 600 = 900 ms;
+    # total 90000 + 900 = 90900 ms, so with requestTimeoutMs 120000 fallback 1 (at 90900) is in reach
+    # and fallback 2 (at 2 * 90900 = 181800) is not.
     budget = attempt_budget(RetryPolicy(), Timeouts())
-    assert (budget.tries, budget.attempt_ms, budget.backoff_ms, budget.total_ms) == (3, 60000, 900, 180900)
+    assert (budget.tries, budget.attempt_ms, budget.backoff_ms, budget.total_ms) == (3, 30000, 900, 90900)
+    assert unreachable_from(2, budget, 120000) is None
+    assert unreachable_from(3, budget, 120000) == 2
 
 
 def test_no_retries_means_no_backoff() -> None:

@@ -39,9 +39,12 @@ def test_errors_raise_compile_error_with_diagnostics(write: Write) -> None:
 
 
 def test_warnings_do_not_stop_loading(write: Write) -> None:
-    path = write("agents:\n  - id: a\n    model: {provider: mock, modelId: m, fallback: {provider: mock, modelId: n}}\n")
+    # With the default budget a second fallback starts past the deadline: AST214.
+    path = write("agents:\n  - id: a\n    model: {provider: mock, modelId: m, "
+                 "fallback: [{provider: mock, modelId: n}, {provider: mock, modelId: o}]}\n")
     assert compile_file(str(path))[1][0].code == "AST214"
-    assert load_routing_table(str(path)).agents["a"].plan == ("mock:m:mock://local", "mock:n:mock://local")
+    assert load_routing_table(str(path)).agents["a"].plan == (
+        "mock:m:mock://local", "mock:n:mock://local", "mock:o:mock://local")
 
 
 def test_unreadable_path_raises_compile_error(tmp_path: Path) -> None:

@@ -288,3 +288,24 @@ async def test_missing_provider_key_is_a_clear_error_that_never_names_a_value(tm
     assert caught.value.body["code"] == "credentials_missing"  # type: ignore[index]
     assert "OPENAI_API_KEY" in caught.value.body["message"]  # type: ignore[index]
     assert upstream.received == []
+
+
+@pytest.mark.parametrize("prefix", ["/v1/openai/demo", "/v1/openai/demo/v1", "/v1/cerebras/demo", "/v1/vllm/demo/v1",
+                                    "/v1/ollama/demo"])
+async def test_provider_style_base_urls_take_the_agent_from_the_path(tmp_path: Path, prefix: str) -> None:
+    async with running_sidecar(compile_yaml(tmp_path, DEMO)) as sidecar:
+        client = openai.AsyncOpenAI(base_url=sidecar.url + prefix, api_key="x", max_retries=0)
+        answer = await client.chat.completions.create(
+            model="whatever-the-sdk-default-is", messages=[{"role": "user", "content": "hi"}]
+        )
+        models = await client.models.list()
+    assert answer.choices[0].message.content == "Hello from the demo agent."
+    assert [m.id for m in models.data] == ["demo"]
+
+
+async def test_provider_style_base_url_with_unknown_agent_is_404(tmp_path: Path) -> None:
+    async with running_sidecar(compile_yaml(tmp_path, DEMO)) as sidecar:
+        client = openai.AsyncOpenAI(base_url=sidecar.url + "/v1/openai/ghost", api_key="x", max_retries=0)
+        with pytest.raises(openai.NotFoundError) as caught:
+            await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.body["code"] == "model_not_found"  # type: ignore[index]

@@ -1,0 +1,292 @@
+"""One request through the sidecar, whatever API it came in on.
+
+read → parse (the codec) → find the agent → per-request policy → the plan (`sidecar.proxy`) →
+the answer, or the stream, in the caller's format. Errors come back in the caller's format too;
+after the first streamed byte, as a final in-stream error event. Every request is counted in the
+metrics and gets exactly one access-log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Mapping
+
+from aiohttp import web
+
+from compiler.table import Cluster
+from sidecar.accesslog import AccessRecord
+from sidecar.adapters.base import AuthMaterial, Completion, Failure, StreamTranslator, Usage
+from sidecar.app_keys import STATE
+from sidecar.errors import AstraError, ClientError, DeadlineExceededError, UpstreamError
+from sidecar.ingress.codec import IngressCall, IngressCodec, NativePrepared, StreamEncoder
+from sidecar.ingress.common import read_json, request_id
+from sidecar.policy import PreparedRequest, check_chat_body
+from sidecar.proxy import (
+    BuiltAttempt,
+    CallShape,
+    Deadline,
+    OpenAICall,
+    OpenStream,
+    RequestContext,
+    complete,
+    open_stream,
+)
+from sidecar.runtime import AgentRuntime, ClusterRuntime
+
+_JSON = "application/json"
+
+
+def error_response(
+    codec: IngressCodec, failure: Failure, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    out = dict(headers or {})
+    if failure.retry_after_s is not None and failure.status in (429, 503):
+        out["Retry-After"] = str(max(1, math.ceil(failure.retry_after_s)))
+    return web.Response(
+        status=failure.status, body=codec.error_body(failure), content_type=_JSON, headers=out
+    )
+
+
+class TranslatedCall:
+    """A call in another API's format, served natively where the cluster speaks that format and
+    through the OpenAI translation everywhere else (each computed once, when first needed)."""
+
+    def __init__(self, codec: IngressCodec, call: IngressCall, agent: AgentRuntime) -> None:
+        self._codec = codec
+        self._call = call
+        self._agent = agent
+        self._native: NativePrepared | None = None
+        self._openai: OpenAICall | None = None
+        self.removed_tools: tuple[str, ...] = ()
+
+    def prepare_first(self) -> None:
+        """Applies the per-request policy for the primary cluster's path (reports removed tools)."""
+        if self._is_native(self._agent.plan[0].cluster):
+            self.removed_tools = self._native_prepared().removed_tools
+        else:
+            self.removed_tools = self._openai_call().prepared.removed_tools
+
+    def _is_native(self, cluster: Cluster) -> bool:
+        return self._codec.native and cluster.wire == self._codec.wire
+
+    def _native_prepared(self) -> NativePrepared:
+        if self._native is None:
+            self._native = self._codec.prepare_native(self._call, self._agent.agent)
+        return self._native
+
+    def _openai_call(self) -> OpenAICall:
+        if self._openai is None:
+            body = check_chat_body(self._codec.to_openai(self._call))
+            self._openai = OpenAICall(self._agent, self._agent.policy.prepare(body))
+        return self._openai
+
+    async def build(self, cluster: ClusterRuntime, inbound: Mapping[str, str]) -> BuiltAttempt:
+        if not self._is_native(cluster.cluster):
+            return await self._openai_call().build(cluster, inbound)
+        body = self._codec.native_for_cluster(
+            self._native_prepared(), self._agent.policy, cluster.cluster, self._call
+        )
+        auth: AuthMaterial = await cluster.credentials.material(inbound)
+        request = self._codec.native_request(cluster.cluster, body, auth, self._call, inbound)
+        return BuiltAttempt(request, body, native=True)
+
+    def parse(self, cluster: ClusterRuntime, built: BuiltAttempt, raw: bytes) -> Completion:
+        if not built.native:
+            return self._openai_call().parse(cluster, built, raw)
+        # The native answer still goes through the adapter once: a malformed answer is an error.
+        cluster.adapter.parse_response(cluster.cluster, {"messages": []}, raw)
+        return Completion(raw, self._codec.native_usage(raw))
+
+    def translator(self, cluster: ClusterRuntime, built: BuiltAttempt) -> StreamTranslator:
+        if not built.native:
+            return self._openai_call().translator(cluster, built)
+        # Native streams are relayed as they are; the adapter's translator only watches them for
+        # in-stream errors, cuts and usage.
+        return cluster.adapter.stream_translator(
+            cluster.cluster, {"stream": True, "stream_options": {"include_usage": True}}
+        )
+
+
+async def serve(request: web.Request, codec: IngressCodec) -> web.StreamResponse:
+    state = request.app[STATE]
+    shared = state.shared
+    record = AccessRecord(request_id=request_id(request), route=codec.name)
+    started = shared.clock.now()
+    state.enter()
+    ctx: RequestContext | None = None
+    try:
+        ctx, call = await _context(request, codec, record)
+        if call.stream:
+            return await _stream(request, codec, call, ctx, record)
+        completion, native = await complete(ctx)
+        record.status = 200
+        record.provider = ctx.served_by.cluster.provider if ctx.served_by else None
+        _count_usage(ctx, record, completion.usage)
+        body = completion.body if native else codec.completion_from_openai(completion.body, call)
+        return web.Response(body=body, content_type=_JSON, headers=_outcome_headers(ctx, record))
+    except AstraError as exc:
+        record.status, record.error_code = exc.failure.status, exc.failure.code
+        headers = _outcome_headers(ctx, record) if ctx else {"x-request-id": record.request_id}
+        return error_response(codec, exc.failure, headers)
+    finally:
+        elapsed = max(0.0, shared.clock.now() - started)
+        record.latency_ms = round(elapsed * 1000.0, 3)
+        if ctx is not None:
+            record.attempts = ctx.attempts
+            agent_id = ctx.agent.agent.id
+            shared.metrics.child(shared.metrics.request_seconds, agent_id).observe(elapsed)
+            shared.metrics.child(
+                shared.metrics.requests, agent_id, record.provider or "none", str(record.status)
+            ).inc()
+        record.emit()
+        state.leave()
+
+
+async def _context(
+    request: web.Request, codec: IngressCodec, record: AccessRecord
+) -> tuple[RequestContext, IngressCall]:
+    state = request.app[STATE]
+    runtime = state.runtime
+    if state.draining:
+        raise ClientError(503, "the sidecar is shutting down", code="draining", error_type="server_error")
+    raw = await read_json(request, runtime.table.settings.max_body_bytes)
+    call = codec.parse(raw, request.match_info, request.query)
+    agent = runtime.agents.get(call.agent_id)
+    if agent is None:
+        raise ClientError(
+            404,
+            f"The model '{call.agent_id}' does not exist: it names no agent of this sidecar",
+            code="model_not_found",
+            param="model",
+        )
+    record.agent = agent.agent.id
+    record.stream = call.stream
+    shape, removed = _shape_for(codec, call, agent)
+    shared = state.shared
+    if removed:
+        shared.metrics.child(shared.metrics.tools_removed, agent.agent.id).inc(len(removed))
+    ctx = RequestContext(
+        agent=agent,
+        shape=shape,
+        inbound=request.headers,
+        clock=shared.clock,
+        rng=shared.rng,
+        metrics=shared.metrics,
+        deadline=Deadline(shared.clock, agent.agent.request_timeout_ms),
+        started=shared.clock.now(),
+        removed_tools=removed,
+    )
+    return ctx, call
+
+
+def _shape_for(
+    codec: IngressCodec, call: IngressCall, agent: AgentRuntime
+) -> tuple[CallShape, tuple[str, ...]]:
+    if not codec.native:
+        prepared: PreparedRequest = agent.policy.prepare(check_chat_body(codec.to_openai(call)))
+        return OpenAICall(agent, prepared), prepared.removed_tools
+    shape = TranslatedCall(codec, call, agent)
+    shape.prepare_first()
+    return shape, shape.removed_tools
+
+
+def _outcome_headers(ctx: RequestContext, record: AccessRecord) -> dict[str, str]:
+    headers = {"x-request-id": record.request_id, "x-astra-agent": ctx.agent.agent.id}
+    headers["x-astra-attempts"] = str(ctx.attempts)
+    if ctx.served_by is not None:
+        headers["x-astra-provider"] = ctx.served_by.cluster.provider
+    if ctx.removed_tools:
+        headers["x-astra-tools-removed"] = ",".join(ctx.removed_tools)
+    return headers
+
+
+def _count_usage(ctx: RequestContext, record: AccessRecord, usage: Usage | None) -> None:
+    if usage is None:
+        return
+    record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+    ctx.metrics.count_usage(ctx.agent.agent.id, record.provider or "none", usage)
+
+
+class _Relay:
+    """Writes one opened stream to the client in the caller's format."""
+
+    def __init__(self, response: web.StreamResponse, opened: OpenStream, encoder: StreamEncoder) -> None:
+        self._response = response
+        self._opened = opened
+        self._encoder = encoder
+
+    def close(self) -> bytes:
+        return b"" if self._opened.native else self._encoder.close()
+
+    async def first(self) -> None:
+        opened = self._opened
+        await self._response.write(opened.first_raw if opened.native else self._encoder.encode(opened.first))
+
+    async def rest(self, deadline: Deadline) -> Failure | None:
+        """Relays to the end; returns the failure that ended the stream early, if any."""
+        opened = self._opened
+        try:
+            async with asyncio.timeout(max(0.001, deadline.remaining())):
+                async for data in opened.chunks:
+                    payloads = opened.translator.feed(data)
+                    out = data if opened.native else self._encoder.encode(payloads)
+                    if out:
+                        await self._response.write(out)
+                tail = opened.translator.finish()
+                if tail and not opened.native:
+                    await self._response.write(self._encoder.encode(tail))
+        except UpstreamError as exc:
+            return exc.failure
+        except TimeoutError:
+            return DeadlineExceededError(deadline.timeout_ms).failure
+        return None
+
+
+async def _stream(
+    request: web.Request, codec: IngressCodec, call: IngressCall, ctx: RequestContext, record: AccessRecord
+) -> web.StreamResponse:
+    opened = await open_stream(ctx)
+    record.provider = opened.cluster.cluster.provider
+    response = web.StreamResponse(
+        status=200,
+        headers={
+            "Content-Type": codec.stream_content_type(),
+            "Cache-Control": "no-cache",
+            **_outcome_headers(ctx, record),
+        },
+    )
+    record.status = 200
+    relay = _Relay(response, opened, codec.stream_encoder(call))
+    try:
+        await response.prepare(request)
+        await relay.first()
+        ctx.metrics.child(ctx.metrics.ttft_seconds, ctx.agent.agent.id).observe(
+            max(0.0, ctx.clock.now() - ctx.started)
+        )
+        failure = await relay.rest(ctx.deadline)
+        if failure is None:
+            closing = relay.close()
+            if closing:
+                await response.write(closing)
+            opened.permit.success()
+        else:
+            record.error_code = failure.code
+            _report(opened, failure)
+            await response.write(codec.stream_error(failure))
+        await response.write_eof()
+    except (ConnectionResetError, asyncio.CancelledError):
+        opened.permit.release()
+        record.error_code = "client_disconnected"
+        raise
+    finally:
+        await opened.exits.aclose()
+        _count_usage(ctx, record, opened.translator.usage)
+    return response
+
+
+def _report(opened: OpenStream, failure: Failure) -> None:
+    if failure.breaker_counts:
+        opened.permit.failure()
+    else:
+        opened.permit.release()
