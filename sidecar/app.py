@@ -15,7 +15,7 @@ from compiler.table import RoutingTable
 from sidecar.adapters.base import Failure
 from sidecar.app_keys import STATE
 from sidecar.clock import Clock, MonotonicClock
-from sidecar.ingress import openai
+from sidecar.ingress import anthropic, gemini, openai
 from sidecar.ingress.flow import error_response
 from sidecar.metrics import Metrics
 from sidecar.runtime import CredentialFactory, SharedState
@@ -51,6 +51,8 @@ def create_app(
     )
     app[STATE] = state
     openai.add_routes(app)
+    anthropic.add_routes(app)
+    gemini.add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
@@ -78,11 +80,17 @@ def _inbound_token(table: RoutingTable, env: Mapping[str, str]) -> str | None:
 
 
 def _presented_token(request: web.Request) -> str:
-    token = request.headers.get("x-astra-token")
+    """The sidecar token, from `x-astra-token` or wherever the caller's SDK puts its API key
+    (Authorization: Bearer, x-api-key, x-goog-api-key, `?key=`). With `credentials: passthrough`
+    those carry the provider key, so such callers send the sidecar token as `x-astra-token`."""
+    headers = request.headers
+    token = headers.get("x-astra-token") or headers.get("x-api-key") or headers.get("x-goog-api-key")
     if token:
         return token
-    authorization = request.headers.get("authorization", "")
-    return authorization[7:].strip() if authorization[:7].lower() == "bearer " else ""
+    authorization = headers.get("authorization", "")
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return request.query.get("key", "")
 
 
 def _guard(token: str | None) -> Middleware:

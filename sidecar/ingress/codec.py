@@ -64,6 +64,11 @@ class IngressCodec(Protocol):
         """Validate the client's body; raise `ClientError` naming the offending field."""
         ...
 
+    def inbound(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Mapping[str, str]:
+        """The caller's headers as credential sources see them (e.g. Gemini's `?key=` folded in
+        as `x-goog-api-key`)."""
+        ...
+
     def error_body(self, failure: Failure) -> bytes: ...
 
     def stream_error(self, failure: Failure) -> bytes:

@@ -169,7 +169,7 @@ async def _context(
     ctx = RequestContext(
         agent=agent,
         shape=shape,
-        inbound=request.headers,
+        inbound=codec.inbound(request.headers, request.query),
         clock=shared.clock,
         rng=shared.rng,
         metrics=shared.metrics,

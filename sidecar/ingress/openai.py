@@ -68,6 +68,9 @@ class OpenAICodec:
         body = check_chat_body(body)
         return IngressCall(agent_id=body["model"], body=body, stream=bool(body.get("stream")))
 
+    def inbound(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Mapping[str, str]:
+        return headers
+
     def error_body(self, failure: Failure) -> bytes:
         return error_payload(failure)
 
