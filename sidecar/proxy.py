@@ -201,11 +201,10 @@ async def _try_cluster(
             ctx.metrics.child(ctx.metrics.retries, agent_id, provider).inc()
         started = ctx.clock.now()
         try:
-            async with asyncio.timeout(remaining):
-                result = await attempt(cluster, permit)
-        except TimeoutError as exc:
+            result = await _bounded(ctx, remaining, attempt(cluster, permit))
+        except DeadlineExceededError:
             permit.failure()
-            raise DeadlineExceededError(ctx.deadline.timeout_ms) from exc
+            raise
         except UpstreamError as exc:
             _report(permit, exc)
             outcome = "network" if isinstance(exc, UpstreamNetworkError) else "error"
@@ -225,6 +224,22 @@ async def _try_cluster(
         ctx.metrics.child(ctx.metrics.attempts, agent_id, provider, "ok").inc()
         return result
     raise AssertionError("unreachable: the last retry either returns or raises")
+
+
+async def _bounded(ctx: RequestContext, remaining: float, attempt: Awaitable[T]) -> T:
+    """One attempt under one timer: `attemptMs`, or what is left of the deadline if less.
+
+    A whole answer must arrive, or a stream's first chunk, within the attempt's time; running out
+    of it is a retryable network failure, running out of the deadline ends the request."""
+    attempt_s = ctx.agent.agent.timeouts.attempt_ms / 1000.0
+    budget = min(attempt_s, remaining)
+    try:
+        async with asyncio.timeout(budget):
+            return await attempt
+    except TimeoutError as exc:
+        if budget >= remaining:
+            raise DeadlineExceededError(ctx.deadline.timeout_ms) from exc
+        raise UpstreamNetworkError(network_failure("upstream answer timed out", timeout=True)) from exc
 
 
 def _report(permit: Permit, exc: UpstreamError) -> None:
@@ -256,12 +271,7 @@ def _retry_delay(
 
 def _timeouts(ctx: RequestContext) -> AttemptTimeouts:
     t = ctx.agent.agent.timeouts
-    left = max(0.001, ctx.deadline.remaining())
-    return AttemptTimeouts(
-        connect_s=min(t.connect_ms / 1000.0, left),
-        headers_s=min(t.attempt_ms / 1000.0, left),
-        idle_s=t.stream_idle_ms / 1000.0,
-    )
+    return AttemptTimeouts(connect_s=t.connect_ms / 1000.0, idle_s=t.stream_idle_ms / 1000.0)
 
 
 async def _upstream_failure(cluster: ClusterRuntime, response: UpstreamResponse) -> UpstreamStatusError:
@@ -275,17 +285,10 @@ async def complete(ctx: RequestContext) -> tuple[Completion, bool]:
 
     async def attempt(cluster: ClusterRuntime, permit: Permit) -> tuple[Completion, bool]:
         built = await ctx.shape.build(cluster, ctx.inbound)
-        timeouts = _timeouts(ctx)
-        try:
-            async with (
-                asyncio.timeout(timeouts.headers_s),
-                cluster.transport.open(cluster.cluster, built.request, timeouts) as response,
-            ):
-                if response.status >= 300:
-                    raise await _upstream_failure(cluster, response)
-                raw = await response.read()
-        except TimeoutError as exc:
-            raise UpstreamNetworkError(network_failure("upstream answer timed out", timeout=True)) from exc
+        async with cluster.transport.open(cluster.cluster, built.request, _timeouts(ctx)) as response:
+            if response.status >= 300:
+                raise await _upstream_failure(cluster, response)
+            raw = await response.read()
         completion = ctx.shape.parse(cluster, built, raw)
         permit.success()
         return completion, built.native
@@ -298,21 +301,16 @@ async def open_stream(ctx: RequestContext) -> OpenStream:
 
     async def attempt(cluster: ClusterRuntime, permit: Permit) -> OpenStream:
         built = await ctx.shape.build(cluster, ctx.inbound)
-        timeouts = _timeouts(ctx)
         exits = contextlib.AsyncExitStack()
         try:
-            async with asyncio.timeout(timeouts.headers_s):
-                response = await exits.enter_async_context(
-                    cluster.transport.open(cluster.cluster, built.request, timeouts)
-                )
-                if response.status >= 300:
-                    raise await _upstream_failure(cluster, response)
-                translator = ctx.shape.translator(cluster, built)
-                chunks = response.chunks()
-                first, first_raw = await _first_chunks(chunks, translator)
-        except TimeoutError as exc:
-            await exits.aclose()
-            raise UpstreamNetworkError(network_failure("upstream stream timed out", timeout=True)) from exc
+            response = await exits.enter_async_context(
+                cluster.transport.open(cluster.cluster, built.request, _timeouts(ctx))
+            )
+            if response.status >= 300:
+                raise await _upstream_failure(cluster, response)
+            translator = ctx.shape.translator(cluster, built)
+            chunks = response.chunks()
+            first, first_raw = await _first_chunks(chunks, translator)
         except BaseException:
             await exits.aclose()
             raise

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -32,7 +33,6 @@ _RETIRE_MAX_S = 300.0
 @dataclass(frozen=True, slots=True)
 class AttemptTimeouts:
     connect_s: float
-    headers_s: float
     idle_s: float
 
 
@@ -106,6 +106,17 @@ class _AiohttpResponse:
             yield data
 
 
+@functools.lru_cache(maxsize=1024)
+def _url(url: str) -> URL:
+    """encoded=True: the path goes out exactly as built (Bedrock signs `%3A` in model ids)."""
+    return URL(url, encoded=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _connect_timeout(connect_s: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect_s)
+
+
 def _network_error(exc: BaseException) -> UpstreamNetworkError:
     timeout = isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError)
     kind = "timed out" if timeout else f"failed ({type(exc).__name__})"
@@ -126,6 +137,8 @@ class HttpTransport:
             connector = aiohttp.TCPConnector(limit=self._pool_limit, keepalive_timeout=30)
             session = aiohttp.ClientSession(
                 connector=connector,
+                # A proxy must never carry one caller's upstream cookies into another's request.
+                cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=True,
                 skip_auto_headers=("User-Agent",),
                 timeout=aiohttp.ClientTimeout(total=None),
@@ -140,19 +153,17 @@ class HttpTransport:
         pooled = self._session_for(cluster)
         pooled.in_flight += 1
         try:
-            timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect_s)
             try:
-                async with asyncio.timeout(timeouts.headers_s):
-                    # encoded=True: send the path exactly as built (Bedrock signs `%3A` in model ids).
-                    response = await pooled.session.request(
-                        request.method,
-                        URL(request.url, encoded=True),
-                        data=request.body,
-                        headers=request.headers,
-                        timeout=timeout,
-                        allow_redirects=False,
-                    )
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                # The caller bounds the attempt's time; here only the connect phase has its own.
+                response = await pooled.session.request(
+                    request.method,
+                    _url(request.url),
+                    data=request.body,
+                    headers=request.headers,
+                    timeout=_connect_timeout(timeouts.connect_s),
+                    allow_redirects=False,
+                )
+            except (aiohttp.ClientError, OSError) as exc:
                 raise _network_error(exc) from exc
             try:
                 yield _AiohttpResponse(response, timeouts.idle_s)

@@ -83,13 +83,13 @@ import orjson
 
 from compiler.table import Agent, Cluster
 from sidecar.adapters import openai_shapes as shapes
+from sidecar.adapters.anthropic_wire import messages_url, request_headers
 from sidecar.adapters.base import AuthMaterial, Body, Completion, Failure, UpstreamRequest, Usage
 from sidecar.errors import ClientError, UpstreamNetworkError, UpstreamStatusError, UpstreamStreamError
 from sidecar.sse import SseDecoder, SseEvent
 
 Json = dict[str, Any]
 
-ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 JSON_TOOL_NAME = "json_response"
 PLACEHOLDER_USER_TEXT = "."
@@ -471,19 +471,6 @@ def messages_body(cluster: Cluster, agent: Agent, body: Json) -> Json:
     return out
 
 
-def _headers(cluster: Cluster, auth: AuthMaterial) -> dict[str, str]:
-    headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
-    headers.update({name.lower(): value for name, value in cluster.headers.items()})
-    headers.pop("x-api-key", None)
-    headers.pop("authorization", None)
-    if auth.token is not None:
-        if cluster.auth == "bearer":
-            headers["authorization"] = "Bearer " + auth.token.reveal()
-        else:
-            headers["x-api-key"] = auth.token.reveal()
-    return headers
-
-
 # --- response -----------------------------------------------------------------------------------
 
 
@@ -807,8 +794,8 @@ class AnthropicAdapter:
     ) -> UpstreamRequest:
         payload = messages_body(cluster, agent, body)
         return UpstreamRequest(
-            url=cluster.base_url.rstrip("/") + "/v1/messages",
-            headers=_headers(cluster, auth),
+            url=messages_url(cluster),
+            headers=request_headers(cluster, auth),
             body=orjson.dumps(payload),
             stream=bool(payload.get("stream")),
         )

@@ -41,6 +41,8 @@ _KNOWN_FINISH = frozenset({"stop", "length", "tool_calls", "content_filter", "fu
 
 
 def _apply_rules(body: Body, rules: RequestRules) -> Body:
+    if _passes_through(rules) and None not in body.values():
+        return body
     out: Body = {}
     for key, value in body.items():
         if value is None or key in rules.drop_params:
@@ -49,6 +51,11 @@ def _apply_rules(body: Body, rules: RequestRules) -> Body:
     if rules.drop_message_keys or rules.developer_as_system:
         out["messages"] = [_message_for(m, rules) for m in body.get("messages", ())]
     return out
+
+
+def _passes_through(rules: RequestRules) -> bool:
+    """True when the cluster neither drops nor renames anything (e.g. OpenAI itself)."""
+    return not (rules.drop_params or rules.rename_params or rules.drop_message_keys or rules.developer_as_system)
 
 
 def _message_for(message: Any, rules: RequestRules) -> Any:

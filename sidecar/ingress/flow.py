@@ -184,7 +184,7 @@ def _shape_for(
     codec: IngressCodec, call: IngressCall, agent: AgentRuntime
 ) -> tuple[CallShape, tuple[str, ...]]:
     if not codec.native:
-        prepared: PreparedRequest = agent.policy.prepare(check_chat_body(codec.to_openai(call)))
+        prepared: PreparedRequest = agent.policy.prepare(codec.to_openai(call))
         return OpenAICall(agent, prepared), prepared.removed_tools
     shape = TranslatedCall(codec, call, agent)
     shape.prepare_first()

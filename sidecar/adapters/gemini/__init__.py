@@ -69,7 +69,8 @@ Quirks handled (see ../shared/reference/providers.md §3):
 Not mapped: ``logprobs``, ``logit_bias``, ``user``, ``parallel_tool_calls`` (Gemini has no switch),
 ``reasoning_effort`` (model-specific thinking budgets/levels), custom tools (→ 400).
 
-Modules: `request` (URL, auth headers, generateContent body), `messages` (turns and function
+Modules: `request` (URL, auth headers, generateContent body; `upstream_request` is shared with
+the Gemini ingress's native path), `messages` (turns and function
 calls/responses), `content` (content parts), `schema` (function-schema cleanup), `ids` (tool-call
 id / thoughtSignature carrier), `response` (whole answer → OpenAI), `stream` (stream translator),
 `errors` (failure classification), `adapter` (`GeminiAdapter`).
@@ -80,7 +81,8 @@ from __future__ import annotations
 from sidecar.adapters.gemini.adapter import GeminiAdapter
 from sidecar.adapters.gemini.errors import parse_duration
 from sidecar.adapters.gemini.ids import call_nonce, decode_call_id, encode_call_id
-from sidecar.adapters.gemini.request import AI_STUDIO_BASE_URL
+from sidecar.adapters.gemini.request import AI_STUDIO_BASE_URL, upstream_request
+from sidecar.adapters.gemini.response import usage_from_metadata
 from sidecar.adapters.gemini.schema import clean_parameters
 from sidecar.adapters.gemini.stream import GeminiStreamTranslator
 
@@ -93,4 +95,6 @@ __all__ = [
     "decode_call_id",
     "encode_call_id",
     "parse_duration",
+    "upstream_request",
+    "usage_from_metadata",
 ]

@@ -9,7 +9,7 @@ import orjson
 from compiler.table import Agent, Cluster
 from sidecar.adapters.base import AuthMaterial, Body, Completion, Failure, UpstreamRequest
 from sidecar.adapters.gemini.errors import classify, failure_from_error, google_error
-from sidecar.adapters.gemini.request import auth_headers, endpoint_url, translate_request
+from sidecar.adapters.gemini.request import translate_request, upstream_request
 from sidecar.adapters.gemini.response import completion_body
 from sidecar.adapters.gemini.stream import GeminiStreamTranslator
 from sidecar.errors import UpstreamNetworkError, UpstreamStatusError, network_failure
@@ -29,15 +29,8 @@ class GeminiAdapter:
     def build_request(
         self, cluster: Cluster, agent: Agent, body: Body, auth: AuthMaterial
     ) -> UpstreamRequest:
-        stream = bool(body.get("stream"))
-        headers = {"Content-Type": "application/json", **cluster.headers, **auth_headers(cluster, auth)}
-        if stream:
-            headers["Accept"] = "text/event-stream"
-        return UpstreamRequest(
-            url=endpoint_url(cluster, stream=stream),
-            headers=headers,
-            body=orjson.dumps(translate_request(body, agent)),
-            stream=stream,
+        return upstream_request(
+            cluster, translate_request(body, agent), auth, stream=bool(body.get("stream"))
         )
 
     def parse_response(self, cluster: Cluster, request: Body, raw: bytes) -> Completion:

@@ -12,8 +12,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+import orjson
+
 from compiler.table import Agent, Cluster, VertexTarget
-from sidecar.adapters.base import AuthMaterial, Body
+from sidecar.adapters.base import AuthMaterial, Body, UpstreamRequest
 from sidecar.adapters.gemini.content import bad_request
 from sidecar.adapters.gemini.json_values import as_dict
 from sidecar.adapters.gemini.messages import translate_messages
@@ -54,6 +56,17 @@ def auth_headers(cluster: Cluster, auth: AuthMaterial) -> dict[str, str]:
     if cluster.vertex is not None:
         return {"Authorization": "Bearer " + auth.token.reveal()}
     return {"x-goog-api-key": auth.token.reveal()}
+
+
+def upstream_request(cluster: Cluster, payload: Json, auth: AuthMaterial, *, stream: bool) -> UpstreamRequest:
+    """The HTTP request that sends one `GenerateContentRequest` to this cluster (AI Studio or
+    Vertex URL and auth, the cluster's extra headers)."""
+    headers = {"Content-Type": "application/json", **cluster.headers, **auth_headers(cluster, auth)}
+    if stream:
+        headers["Accept"] = "text/event-stream"
+    return UpstreamRequest(
+        url=endpoint_url(cluster, stream=stream), headers=headers, body=orjson.dumps(payload), stream=stream
+    )
 
 
 _GENERATION_KEYS = (

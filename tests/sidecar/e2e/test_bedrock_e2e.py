@@ -72,7 +72,7 @@ async def _transport_keeps_encoded_paths() -> bool:
         url = str(server.make_url("/model/a%3A0/converse"))
         probe = Cluster(**{**_probe_cluster_fields(), "base_url": url})
         request = UpstreamRequest(url=url.replace("a:0", "a%3A0"), headers={}, body=b"{}", stream=False)
-        async with transport.open(probe, request, AttemptTimeouts(5, 5, 5)) as response:
+        async with transport.open(probe, request, AttemptTimeouts(5, 5)) as response:
             await response.read()
     finally:
         await transport.close()
