@@ -156,8 +156,16 @@ def _should_retry(exc: UpstreamError, policy: RetryPolicy) -> bool:
     return failure.status in policy.retry_on
 
 
-def _falls_back(exc: AstraError) -> bool:
-    return not (isinstance(exc, UpstreamStatusError) and exc.failure.status in _CALLER_STATUSES)
+def _falls_back(exc: AstraError, cluster: ClusterRuntime) -> bool:
+    """False when the failure is the caller's own: a bad request, or — where the caller's own key
+    is forwarded (`passthrough`) — a key the provider refused. Another provider would not help,
+    and must not serve the call on the sidecar's key instead."""
+    if not isinstance(exc, UpstreamStatusError):
+        return True
+    status = exc.failure.status
+    if status in _CALLER_STATUSES:
+        return False
+    return not (status in (401, 403) and cluster.cluster.credentials.mode == "passthrough")
 
 
 async def run_plan(ctx: RequestContext, attempt: Callable[[ClusterRuntime, Permit], Awaitable[T]]) -> T:
@@ -175,7 +183,7 @@ async def run_plan(ctx: RequestContext, attempt: Callable[[ClusterRuntime, Permi
             continue
         except UpstreamError as exc:
             last = exc
-            if not _falls_back(exc):
+            if not _falls_back(exc, cluster):
                 raise
             continue
         ctx.served_by = cluster

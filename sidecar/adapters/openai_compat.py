@@ -55,7 +55,9 @@ def _apply_rules(body: Body, rules: RequestRules) -> Body:
 
 def _passes_through(rules: RequestRules) -> bool:
     """True when the cluster neither drops nor renames anything (e.g. OpenAI itself)."""
-    return not (rules.drop_params or rules.rename_params or rules.drop_message_keys or rules.developer_as_system)
+    return not (
+        rules.drop_params or rules.rename_params or rules.drop_message_keys or rules.developer_as_system
+    )
 
 
 def _message_for(message: Any, rules: RequestRules) -> Any:

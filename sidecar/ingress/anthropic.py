@@ -19,7 +19,7 @@ status the sidecar returns: 400 invalid_request_error, 401 authentication_error,
 billing_error, 403 permission_error, 404 not_found_error, 413 request_too_large, 429
 rate_limit_error, 500 api_error, 503/529 overloaded_error, 504 timeout_error; any other 4xx is an
 invalid_request_error and any other 5xx an api_error. After the first streamed byte, a failure is
-a final `event: error` with the same data.
+a final `event: error` with the same data (preceded by a blank line, see `stream_error`).
 """
 
 from __future__ import annotations
@@ -89,7 +89,9 @@ class AnthropicCodec:
         return error_payload(failure)
 
     def stream_error(self, failure: Failure) -> bytes:
-        return encode_event("error", error_payload(failure))
+        # The leading newline ends a half-relayed line of a native stream cut mid-event, so the
+        # client's SSE parser still reads `event: error`; after a whole event it is a no-op.
+        return b"\n" + encode_event("error", error_payload(failure))
 
     def stream_content_type(self) -> str:
         return "text/event-stream"

@@ -2,8 +2,9 @@
 
 Every refusal is a `ClientError(400)` whose `param` is the offending field as a dotted path, the
 way Anthropic names fields (`messages.0.content.1.text`). `model` is not required (the agent comes
-from the path) but must be a string when given; `max_tokens` is optional here too (the agent's
-`maxOutputTokens`, or 4096, fills in). Unknown top-level fields are left to the upstream.
+from the path) but must be a string when given; `max_tokens` is optional here too (natively the
+agent's `maxOutputTokens`, or 4096, fills in; translated, the policy's cap does, when there is
+one). Unknown top-level fields are left to the upstream.
 """
 
 from __future__ import annotations

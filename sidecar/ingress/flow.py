@@ -223,24 +223,31 @@ class _Relay:
         opened = self._opened
         await self._response.write(opened.first_raw if opened.native else self._encoder.encode(opened.first))
 
-    async def rest(self, deadline: Deadline) -> Failure | None:
-        """Relays to the end; returns the failure that ended the stream early, if any."""
+    async def rest(self, deadline: Deadline) -> tuple[Failure | None, bool]:
+        """Relays to the end. Returns the failure that ended the stream early, if any, and whether
+        the client already has it (a native stream relays the upstream's own error event)."""
         opened = self._opened
         try:
             async with asyncio.timeout(max(0.001, deadline.remaining())):
                 async for data in opened.chunks:
+                    if opened.native:
+                        await self._response.write(data)
+                        try:
+                            opened.translator.feed(data)
+                        except UpstreamError as exc:
+                            return exc.failure, True
+                        continue
                     payloads = opened.translator.feed(data)
-                    out = data if opened.native else self._encoder.encode(payloads)
-                    if out:
-                        await self._response.write(out)
+                    if payloads:
+                        await self._response.write(self._encoder.encode(payloads))
                 tail = opened.translator.finish()
                 if tail and not opened.native:
                     await self._response.write(self._encoder.encode(tail))
         except UpstreamError as exc:
-            return exc.failure
+            return exc.failure, False
         except TimeoutError:
-            return DeadlineExceededError(deadline.timeout_ms).failure
-        return None
+            return DeadlineExceededError(deadline.timeout_ms).failure, False
+        return None, False
 
 
 async def _stream(
@@ -264,7 +271,7 @@ async def _stream(
         ctx.metrics.child(ctx.metrics.ttft_seconds, ctx.agent.agent.id).observe(
             max(0.0, ctx.clock.now() - ctx.started)
         )
-        failure = await relay.rest(ctx.deadline)
+        failure, relayed = await relay.rest(ctx.deadline)
         if failure is None:
             closing = relay.close()
             if closing:
@@ -273,7 +280,8 @@ async def _stream(
         else:
             record.error_code = failure.code
             _report(opened, failure)
-            await response.write(codec.stream_error(failure))
+            if not relayed:
+                await response.write(codec.stream_error(failure))
         await response.write_eof()
     except (ConnectionResetError, asyncio.CancelledError):
         opened.permit.release()

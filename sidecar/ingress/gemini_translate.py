@@ -9,14 +9,15 @@ speak Gemini. The input is canonical (see `gemini_request`).
   `tool_calls` with JSON-string arguments; the call's own `id` is kept, else one is made up
   (`call_<turn>_<n>`). Signatures are dropped: only Gemini reads them.
 - A `functionResponse` answers the earlier unanswered call with its `id` when it has one, else
-  (or when no open call has that id) the first unanswered call of the same name (so repeated calls are answered in order); one that
-  answers no call is a 400. `{"output": "<text>"}` responses become that text, any other
-  response its JSON.
+  (or when no open call has that id) the first unanswered call of the same name, so repeated
+  calls are answered in order; one that answers no call is a 400. `{"output": "<text>"}`
+  responses become that text, any other response its JSON.
 - `functionDeclarations` → function tools (`parametersJsonSchema` as is; `parameters`, Gemini's
   OpenAPI `Schema`, as JSON Schema: lower-case types, `nullable` → a `"null"` type). Built-in
   Gemini tools (googleSearch, codeExecution, …) have no equivalent: 400.
 - `toolConfig.functionCallingConfig`: AUTO/VALIDATED → auto, NONE → none, ANY → required, or
-  the one allowed function by name; `allowedFunctionNames` also filters the tools sent.
+  the one allowed function by name; `allowedFunctionNames` also filters the tools sent (naming
+  no declared function is a 400).
 - `generationConfig`: maxOutputTokens → max_completion_tokens, temperature, topP → top_p,
   stopSequences → stop, candidateCount > 1 → n, seed, presence/frequency penalties,
   responseLogprobs/logprobs → logprobs/top_logprobs, responseMimeType application/json →
@@ -49,6 +50,7 @@ _GENERATION = (
     ("frequencyPenalty", "frequency_penalty"),
 )
 _INTEGER_GENERATION = (("maxOutputTokens", "max_completion_tokens"), ("seed", "seed"))
+_ALLOWED = "toolConfig.functionCallingConfig.allowedFunctionNames"
 
 
 # --- schemas ------------------------------------------------------------------------------------
@@ -271,6 +273,8 @@ def _function_tools(tools: Any) -> list[Json]:
     out: list[Json] = []
     for index, tool in enumerate(tools or ()):
         for key, value in tool.items():
+            if value is None:
+                continue
             if key != "functionDeclarations":
                 raise invalid(
                     f"tools[{index}].{key}", "built-in Gemini tools cannot be sent to this agent's provider"
@@ -293,6 +297,8 @@ def tool_params(request: Json) -> Body:
     names = calling.get("allowedFunctionNames") or []
     if names and mode != "NONE":
         tools = [t for t in tools if t["function"]["name"] in names]
+        if not tools:
+            raise invalid(_ALLOWED, "names no function of the request's functionDeclarations")
     out: Body = {"tools": tools}
     if mode == "NONE":
         out["tool_choice"] = "none"

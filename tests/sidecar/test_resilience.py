@@ -348,3 +348,22 @@ async def test_client_disconnect_cancels_the_upstream_stream(tmp_path: Path, ups
             await asyncio.sleep(0.02)
         assert primary.disconnects == 1
         assert sidecar.state.in_flight == 0
+
+
+async def test_a_refused_passthrough_key_is_the_callers_error_not_a_fallback(
+    tmp_path: Path, upstreams: Upstreams
+) -> None:
+    primary, fallback = upstreams
+    primary.script = [error(401, "invalid api key", code="invalid_api_key")]
+    yaml = two_provider_yaml(primary.url, fallback.url).replace(
+        "endpoint: " + primary.url, "endpoint: " + primary.url + "\n              credentials: passthrough"
+    )
+    table = compile_yaml(tmp_path, yaml)
+    async with running_sidecar(table, env=ENV) as sidecar:
+        with pytest.raises(openai.AuthenticationError) as caught:
+            await sidecar.client(api_key="sk-callers-own").chat.completions.create(
+                model="chat", messages=[{"role": "user", "content": "hi"}]
+            )
+    assert caught.value.response.headers["x-astra-attempts"] == "1"
+    assert primary.received[0].headers["Authorization"] == "Bearer sk-callers-own"
+    assert fallback.received == [], "the sidecar's own key must not serve a call whose key was refused"
