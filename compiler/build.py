@@ -3,7 +3,9 @@
 Clusters are keyed by `table.cluster_key(provider, modelId, baseUrl)` and shared by every agent
 that resolves to the same key; the first definition in file order wins, and a later one that
 disagrees on cluster-level settings gets AST216. Mock clusters whose options differ get distinct
-keys (`mock://local#<hash>`), so fault drills with several mocks need no extra naming.
+keys (`mock://local#<hash>`), so fault drills with several mocks need no extra naming, and a
+cluster that forwards the caller's key is never shared with one that uses the sidecar's
+(`…#passthrough`): their credentials, breakers and connection pools stay apart.
 
 Plans are the primary, then the fallbacks in order. A fallback `{agent: ID}` splices in that
 agent's whole plan, skipping clusters already in the plan; cycles (AST206) and unknown agents
@@ -42,13 +44,14 @@ def _optional_float(value: Any) -> float | None:
 
 # --- clusters -----------------------------------------------------------------------------------
 
+
 def _mock(options: Mapping[str, Any] | None) -> Json:
     nullable = {"reply": None, "status": None, "retryAfterMs": None, "cutAfterChunks": None}
     return {**nullable, **_layer("$defs/mock", options)}
 
 
 def _key_suffix(mock: Json | None) -> str:
-    """"#<hash>" for a mock with non-default options, so each behaviour is its own cluster."""
+    """ "#<hash>" for a mock with non-default options, so each behaviour is its own cluster."""
     if mock is None or mock == _mock(None):
         return ""
     return "#" + hashlib.sha256(canonical_json(mock)).hexdigest()[:8]
@@ -57,8 +60,11 @@ def _key_suffix(mock: Json | None) -> str:
 def _vertex(vertex: Mapping[str, Any] | None) -> Json | None:
     if vertex is None:
         return None
-    return {"project": vertex["project"], "location": vertex["location"],
-            "credentialsFile": vertex.get("credentialsFile")}
+    return {
+        "project": vertex["project"],
+        "location": vertex["location"],
+        "credentialsFile": vertex.get("credentialsFile"),
+    }
 
 
 def vertex_base_url(location: str) -> str:
@@ -103,7 +109,9 @@ def _rules(spec: ProviderSpec) -> Json:
     }
 
 
-def resolve_cluster(config: Config, target: Target, agent_breaker: Mapping[str, Any] | None) -> tuple[str, Json]:
+def resolve_cluster(
+    config: Config, target: Target, agent_breaker: Mapping[str, Any] | None
+) -> tuple[str, Json]:
     """The cluster key and JSON for one written target (its provider is known)."""
     spec = PROVIDERS[canonical_provider(target.provider) or ""]
     shared = config.provider_settings(spec.id)
@@ -112,8 +120,12 @@ def resolve_cluster(config: Config, target: Target, agent_breaker: Mapping[str, 
     vertex = _vertex(target.vertex or shared.get("vertex")) if spec.wire == "gemini" else None
     base_url = _base_url(spec, endpoint, region, vertex)
     mock = _mock(target.mock) if spec.wire == "mock" else None
-    breaker = _layer("$defs/circuitBreaker", config.settings.get("circuitBreaker"),
-                     shared.get("circuitBreaker"), agent_breaker)
+    breaker = _layer(
+        "$defs/circuitBreaker",
+        config.settings.get("circuitBreaker"),
+        shared.get("circuitBreaker"),
+        agent_breaker,
+    )
     mode = target.credentials or shared.get("credentials") or "env"
     cluster = {
         "provider": spec.id,
@@ -132,10 +144,12 @@ def resolve_cluster(config: Config, target: Target, agent_breaker: Mapping[str, 
         "vertex": vertex,
         "mock": mock,
     }
-    return cluster_key(spec.id, target.model_id, base_url + _key_suffix(mock)), cluster
+    suffix = _key_suffix(mock) + ("#passthrough" if cluster["credentials"]["mode"] == "passthrough" else "")
+    return cluster_key(spec.id, target.model_id, base_url + suffix), cluster
 
 
 # --- the build ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class PlanEntry:
@@ -180,8 +194,12 @@ class _Builder:
         if first is not cluster and first != cluster:
             fields = ", ".join(k for k in cluster if cluster[k] != first[k])
             line = self.config.doc.value_pos(self.origins.clusters[key]).line
-            self.report(target.path, "AST216", f"cluster {key} is also defined at line {line} with different "
-                        f"{fields}; the first definition is used")
+            self.report(
+                target.path,
+                "AST216",
+                f"cluster {key} is also defined at line {line} with different "
+                f"{fields}; the first definition is used",
+            )
         return PlanEntry(key, target.path)
 
     def collect(self, agent: AgentConfig) -> None:
@@ -195,11 +213,13 @@ class _Builder:
             message = f"fallback names unknown agent '{ref.agent_id}'{suggestion(ref.agent_id, self.own)}"
             self.report((*ref.path, "agent"), "AST207", message)
         elif ref.agent_id in stack:
-            loop = " → ".join([*stack[stack.index(ref.agent_id):], ref.agent_id])
+            loop = " → ".join([*stack[stack.index(ref.agent_id) :], ref.agent_id])
             self.report((*ref.path, "agent"), "AST206", f"fallback cycle: {loop}")
         else:
             taken = {entry.key for entry in plan}
-            plan.extend(PlanEntry(e.key, ref.path) for e in self.plan(ref.agent_id, stack) if e.key not in taken)
+            plan.extend(
+                PlanEntry(e.key, ref.path) for e in self.plan(ref.agent_id, stack) if e.key not in taken
+            )
 
     def _append(self, plan: list[PlanEntry], entry: PlanEntry) -> None:
         keys = [e.key for e in plan]
@@ -264,8 +284,10 @@ def build_table(config: Config, source_sha256: str) -> BuildResult:
     builder = _Builder(config)
     for agent in config.agents:
         builder.collect(agent)
-    agents = {agent_id: _agent_json(config, agent, builder.plan(agent_id, []))
-              for agent_id, agent in builder.origins.agents.items()}
+    agents = {
+        agent_id: _agent_json(config, agent, builder.plan(agent_id, []))
+        for agent_id, agent in builder.origins.agents.items()
+    }
     table: Json = {
         "schemaVersion": SCHEMA_VERSION,
         "sourceSha256": source_sha256,

@@ -40,6 +40,7 @@ def _summary(diagnostics: Sequence[Diagnostic], files: int) -> str:
 
 # --- lint ---------------------------------------------------------------------------------------
 
+
 def _run_lint(args: argparse.Namespace) -> int:
     env = os.environ if args.check_env else None
     found: list[Diagnostic] = []
@@ -54,13 +55,16 @@ def _run_lint(args: argparse.Namespace) -> int:
 def _add_lint(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lint = verbs.add_parser("lint", help="check astra.yml files and report diagnostics")
     lint.add_argument("files", nargs="+", metavar="FILE")
-    lint.add_argument("--format", choices=sorted(FORMATTERS), default="text", help="output format (default: text)")
+    lint.add_argument(
+        "--format", choices=sorted(FORMATTERS), default="text", help="output format (default: text)"
+    )
     lint.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     lint.add_argument("--check-env", action="store_true", help="warn about unset credential variables")
     lint.set_defaults(run=_run_lint)
 
 
 # --- compile ------------------------------------------------------------------------------------
+
 
 def _write_atomically(path: str, text: str) -> None:
     target = Path(path)
@@ -81,8 +85,10 @@ def _check_drift(args: argparse.Namespace, text: str) -> int:
         current = None
     if current != text.encode("utf-8"):
         state = "is missing" if current is None else "differs from"
-        sys.stderr.write(f"{args.output} {state} what {args.file} compiles to; "
-                         f"run: astra compile {args.file} -o {args.output}\n")
+        sys.stderr.write(
+            f"{args.output} {state} what {args.file} compiles to; "
+            f"run: astra compile {args.file} -o {args.output}\n"
+        )
         return EXIT_ERRORS
     sys.stderr.write(f"{args.output} is up to date\n")
     return EXIT_OK
@@ -114,11 +120,14 @@ def _add_compile(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     comp = verbs.add_parser("compile", help="compile astra.yml into a routing table (JSON)")
     comp.add_argument("file", metavar="FILE")
     comp.add_argument("-o", "--output", metavar="OUT", help="write the table here (default: stdout)")
-    comp.add_argument("--check", action="store_true", help="exit 1 when OUT differs from what FILE compiles to")
+    comp.add_argument(
+        "--check", action="store_true", help="exit 1 when OUT differs from what FILE compiles to"
+    )
     comp.set_defaults(run=_run_compile)
 
 
 # --- explain ------------------------------------------------------------------------------------
+
 
 def _run_explain(args: argparse.Namespace) -> int:
     try:
@@ -129,8 +138,10 @@ def _run_explain(args: argparse.Namespace) -> int:
     agent = table.agents.get(args.agent)
     if agent is None:
         known = ", ".join(sorted(table.agents))
-        sys.stderr.write(f"astra explain: no agent '{args.agent}'{suggestion(args.agent, table.agents)} "
-                         f"(agents: {known})\n")
+        sys.stderr.write(
+            f"astra explain: no agent '{args.agent}'{suggestion(args.agent, table.agents)} "
+            f"(agents: {known})\n"
+        )
         return EXIT_USAGE
     sys.stdout.write(explain_agent(table, agent))
     return EXIT_OK
@@ -144,6 +155,7 @@ def _add_explain(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 # --- serve --------------------------------------------------------------------------------------
+
 
 def _run_serve(args: argparse.Namespace) -> int:
     try:
@@ -184,7 +196,9 @@ class _Version(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="astra", description="Compile, lint and serve astra.yml LLM gateway configs.")
+    parser = argparse.ArgumentParser(
+        prog="astra", description="Compile, lint and serve astra.yml LLM gateway configs."
+    )
     parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     verbs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in VERBS:

@@ -93,9 +93,7 @@ def _fallbacks(model_path: Path, model: Mapping[str, Any]) -> tuple[Target | Age
     if raw is None:
         return ()
     entries = [(path, raw)] if isinstance(raw, dict) else [((*path, i), e) for i, e in enumerate(raw)]
-    return tuple(
-        AgentRef(p, e["agent"]) if "agent" in e else _target(p, e) for p, e in entries
-    )
+    return tuple(AgentRef(p, e["agent"]) if "agent" in e else _target(p, e) for p, e in entries)
 
 
 def _agent(path: Path, agent_id: str, name_pos: Pos, body: Mapping[str, Any]) -> AgentConfig:

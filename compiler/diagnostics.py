@@ -97,7 +97,7 @@ class Diagnostic:
 
 
 def suggestion(word: str, candidates: Iterable[str]) -> str:
-    """"; did you mean 'x'?" for the closest candidate, or ""."""
+    """ "; did you mean 'x'?" for the closest candidate, or ""."""
     match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f"; did you mean '{match[0]}'?" if match else ""
 

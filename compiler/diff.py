@@ -40,8 +40,16 @@ Category = Literal["route", "limits", "policy", "other", "settings"]
 
 _ROUTE_FIELDS = ("provider", "model", "endpoint", "fallbacks")
 _LIMIT_FIELDS = ("maxContextTokens", "maxOutputTokens", "temperature")
-_POLICY_ROOTS = ("tools", "systemPrompt", "promptVars", "promptCache", "retry", "timeouts", "requestTimeoutMs")
-_ENDPOINT_KEYS = ("baseUrl", "baseUrlEnv", "region", "vertex")
+_POLICY_ROOTS = (
+    "tools",
+    "systemPrompt",
+    "promptVars",
+    "promptCache",
+    "retry",
+    "timeouts",
+    "requestTimeoutMs",
+)
+_ENDPOINT_KEYS = ("endpoint", "baseUrlEnv", "region", "vertex")
 _CATEGORY_ORDER: dict[Category, int] = {"route": 0, "limits": 1, "policy": 2, "other": 3, "settings": 4}
 
 
@@ -50,6 +58,7 @@ class DiffInputError(Exception):
 
 
 # --- reading the two sides ----------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Side:
@@ -64,9 +73,10 @@ def _git_show(spec: str) -> bytes:
     if revision.startswith("-"):
         raise DiffInputError(f"astra diff: '{spec}' is not a file, and '{revision}' is not a git revision")
     try:
-        done = subprocess.run(["git", "show", spec], capture_output=True, check=False)
-    except OSError as exc:
-        raise DiffInputError(f"astra diff: cannot run git to read {spec}: {exc.strerror or exc}") from exc
+        done = subprocess.run(["git", "show", spec], capture_output=True, check=False, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise DiffInputError(f"astra diff: cannot run git to read {spec}: {reason}") from exc
     if done.returncode != 0:
         reason = done.stderr.decode("utf-8", "replace").strip() or f"git show exited with {done.returncode}"
         raise DiffInputError(f"astra diff: cannot read {spec}: {reason}")
@@ -87,12 +97,12 @@ def _read_bytes(spec: str) -> bytes:
 
 
 def _table_of(raw: bytes, name: str) -> Json:
-    data = _as_table_json(raw)
-    try:
-        if data is not None:
+    data = _as_table_json(raw)  # the loader's own test, so diff and serve agree on what a table is
+    if data is not None:
+        try:
             return read_table_json(raw, data, name)
-    except CompileError as exc:
-        raise DiffInputError(format_diagnostics(exc.diagnostics).rstrip("\n")) from exc
+        except CompileError as exc:
+            raise DiffInputError(format_diagnostics(exc.diagnostics).rstrip("\n")) from exc
     result = compile_source(raw, name)
     if result.table is None:
         raise DiffInputError(format_diagnostics(result.diagnostics).rstrip("\n"))
@@ -105,6 +115,7 @@ def load_side(spec: str) -> Side:
 
 
 # --- the comparison -----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Change:
@@ -180,7 +191,7 @@ def _split_owner(field: str) -> tuple[str, str]:
     """(`primary` or `fallback[X]` or the agent's own top key, the rest); X may contain dots."""
     if field.startswith("fallback[") and "]." in field:
         end = field.index("].") + 1
-        return field[:end], field[end + 1:]
+        return field[:end], field[end + 1 :]
     root, _, rest = field.partition(".")
     return root, rest
 
@@ -194,7 +205,7 @@ def categorize(field: str) -> Category:
     owner, rest = _split_owner(field)
     if owner in _POLICY_ROOTS or rest.startswith("breaker."):
         return "policy"
-    if (owner == "primary" or owner.startswith("fallback[")) and rest.split(".", 1)[0] in (*_ENDPOINT_KEYS, "endpoint"):
+    if (owner == "primary" or owner.startswith("fallback[")) and rest.split(".", 1)[0] in _ENDPOINT_KEYS:
         return "route"
     return "other"
 
@@ -226,12 +237,27 @@ def _settings_view(table: Json) -> dict[str, Any]:
     return dict(_flatten({"schemaVersion": table["schemaVersion"], **table["settings"]}, ""))
 
 
+def _shared_fallbacks_only(old: dict[str, Any], new: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Drop the properties of fallbacks that are in one chain only: `fallbacks` already says so."""
+    shared = {f"fallback[{label}]" for label in old["fallbacks"]} & {
+        f"fallback[{label}]" for label in new["fallbacks"]
+    }
+
+    def keep(view: dict[str, Any]) -> dict[str, Any]:
+        return {
+            k: v for k, v in view.items() if not k.startswith("fallback[") or _split_owner(k)[0] in shared
+        }
+
+    return keep(old), keep(new)
+
+
 def diff_tables(old: Side, new: Side) -> TableDiff:
     """Compare two routing tables agent by agent, and their settings."""
     old_ids, new_ids = set(old.table["agents"]), set(new.table["agents"])
     changed = []
     for agent_id in sorted(old_ids & new_ids):
-        changes = compare_fields(agent_view(old.table, agent_id), agent_view(new.table, agent_id))
+        views = _shared_fallbacks_only(agent_view(old.table, agent_id), agent_view(new.table, agent_id))
+        changes = compare_fields(*views)
         if changes:
             changed.append(AgentChanges(agent_id, changes))
     settings = compare_fields(_settings_view(old.table), _settings_view(new.table))
@@ -246,6 +272,7 @@ def diff_tables(old: Side, new: Side) -> TableDiff:
 
 
 # --- output -------------------------------------------------------------------------------------
+
 
 def _show(value: Any) -> str:
     if value is None:
@@ -270,8 +297,11 @@ def _show_change(change: Change) -> str:
     if change.field == "systemPrompt":
         return f"changed ({_lines_of(change.old)} → {_lines_of(change.new)})"
     text = f"{_show(change.old)} → {_show(change.new)}"
-    reordered = (isinstance(change.old, list) and isinstance(change.new, list)
-                 and sorted(map(str, change.old)) == sorted(map(str, change.new)))
+    reordered = (
+        isinstance(change.old, list)
+        and isinstance(change.new, list)
+        and sorted(map(str, change.old)) == sorted(map(str, change.new))
+    )
     return text + (" (reordered)" if reordered else "")
 
 
@@ -301,8 +331,11 @@ def _no_changes(diff: TableDiff) -> str:
 
 def format_text(diff: TableDiff) -> str:
     """The comparison for people: `+` added, `-` removed, `~` changed agents, old → new."""
-    lines = [f"astra diff {diff.old.name} → {diff.new.name}",
-             f"old table {diff.old.table['hash']}", f"new table {diff.new.table['hash']}"]
+    lines = [
+        f"astra diff {diff.old.name} → {diff.new.name}",
+        f"old table {diff.old.table['hash']}",
+        f"new table {diff.new.table['hash']}",
+    ]
     if not diff.has_changes:
         return "\n".join([*lines, _no_changes(diff)]) + "\n"
     lines += [_counts(diff), ""]
@@ -328,7 +361,9 @@ def to_json(diff: TableDiff) -> Json:
         "agents": {
             "added": list(diff.added),
             "removed": list(diff.removed),
-            "changed": [{"agent": a.agent, "changes": [_change_json(c) for c in a.changes]} for a in diff.changed],
+            "changed": [
+                {"agent": a.agent, "changes": [_change_json(c) for c in a.changes]} for a in diff.changed
+            ],
         },
         "settings": [_change_json(c) for c in diff.settings],
     }
@@ -342,6 +377,7 @@ FORMATS = {"text": format_text, "json": format_json}
 
 
 # --- command line -------------------------------------------------------------------------------
+
 
 def run(args: argparse.Namespace) -> int:
     """`astra diff`: print the comparison; 0 same routes, 1 changes, 2 trouble."""
@@ -364,7 +400,9 @@ def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     parser.add_argument("old", metavar="OLD", help="astra.yml, routing table, or REV:PATH")
     parser.add_argument("new", metavar="NEW", help="astra.yml, routing table, or REV:PATH")
-    parser.add_argument("--format", choices=sorted(FORMATS), default="text", help="output format (default: text)")
+    parser.add_argument(
+        "--format", choices=sorted(FORMATS), default="text", help="output format (default: text)"
+    )
     parser.set_defaults(run=run)
 
 

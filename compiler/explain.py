@@ -74,26 +74,44 @@ def _retry_lines(agent: Agent) -> list[str]:
 def _budget_line(agent: Agent) -> str:
     budget = attempt_budget(agent.retry, agent.timeouts)
     total = budget.total_ms * len(agent.plan)
-    line = (f"Budget:   worst case {budget.total_ms} ms per plan entry ({budget.tries} tries of "
-            f"{budget.attempt_ms} ms + {budget.backoff_ms} ms backoff), {total} ms for the whole plan")
+    line = (
+        f"Budget:   worst case {budget.total_ms} ms per plan entry ({budget.tries} tries of "
+        f"{budget.attempt_ms} ms + {budget.backoff_ms} ms backoff), {total} ms for the whole plan"
+    )
     index = unreachable_from(len(agent.plan), budget, agent.request_timeout_ms)
     if index is not None:
-        return line + f"; fallback {index} starts after the {agent.request_timeout_ms} ms deadline and may never be reached"
+        return (
+            line
+            + f"; fallback {index} starts after the {agent.request_timeout_ms} ms deadline and may never be reached"
+        )
     if len(agent.plan) > 1:
         return line + f"; every fallback can start within the {agent.request_timeout_ms} ms deadline"
     return line
 
 
 def _policy_lines(agent: Agent) -> list[str]:
-    limits = [text for text, value in (
-        (f"context {agent.max_context_tokens} tokens", agent.max_context_tokens),
-        (f"output up to {agent.max_output_tokens} tokens", agent.max_output_tokens),
-        (f"temperature {agent.temperature}", agent.temperature)) if value is not None]
+    limits = [
+        text
+        for text, value in (
+            (f"context {agent.max_context_tokens} tokens", agent.max_context_tokens),
+            (f"output up to {agent.max_output_tokens} tokens", agent.max_output_tokens),
+            (f"temperature {agent.temperature}", agent.temperature),
+        )
+        if value is not None
+    ]
     allow = "all" if agent.tools.allow is None else (", ".join(agent.tools.allow) or "none")
     deny = ", ".join(agent.tools.deny) or "none"
-    prompt = "none" if agent.system_prompt is None else f"{len(agent.system_prompt.splitlines())}-line template"
-    cache = [name for name, on in (("system prompt", agent.prompt_cache.system_prompt),
-                                   ("tools", agent.prompt_cache.tools)) if on]
+    prompt = (
+        "none" if agent.system_prompt is None else f"{len(agent.system_prompt.splitlines())}-line template"
+    )
+    cache = [
+        name
+        for name, on in (
+            ("system prompt", agent.prompt_cache.system_prompt),
+            ("tools", agent.prompt_cache.tools),
+        )
+        if on
+    ]
     return [
         f"Limits:   {', '.join(limits) or 'provider defaults'}",
         f"Tools:    allowed: {allow}; denied: {deny}",

@@ -40,7 +40,9 @@ class CompileResult:
     diagnostics: tuple[Diagnostic, ...]
 
 
-def _pipeline(doc: YamlDocument, raw: bytes, env: Mapping[str, str] | None, found: list[Diagnostic]) -> Json | None:
+def _pipeline(
+    doc: YamlDocument, raw: bytes, env: Mapping[str, str] | None, found: list[Diagnostic]
+) -> Json | None:
     """Run the stages after loading, appending to `found`; the table only when nothing is an error."""
     found += validate(doc)
     if has_errors(found):
@@ -79,6 +81,7 @@ def compile_file(path: str, *, env: Mapping[str, str] | None = None) -> tuple[Js
 
 # --- reading a compiled table -------------------------------------------------------------------
 
+
 def _as_table_json(raw: bytes) -> Json | None:
     """The parsed JSON when `raw` is a routing-table file (an object with schemaVersion), else None."""
     if not raw.lstrip().startswith(b"{"):
@@ -92,7 +95,9 @@ def _as_table_json(raw: bytes) -> Json | None:
 
 def _table_problems(data: Json) -> list[tuple[tuple[str | int, ...], str, str]]:
     """(path, code, message) for schema violations, unknown plan keys and a wrong hash."""
-    problems = [(tuple(e.absolute_path), "AST301", e.message) for e in validator(TABLE_SCHEMA).iter_errors(data)]
+    problems = [
+        (tuple(e.absolute_path), "AST301", e.message) for e in validator(TABLE_SCHEMA).iter_errors(data)
+    ]
     if problems:
         return problems
     for agent_id, agent in data["agents"].items():
@@ -100,7 +105,9 @@ def _table_problems(data: Json) -> list[tuple[tuple[str | int, ...], str, str]]:
             if key not in data["clusters"]:
                 problems.append((("agents", agent_id, "plan", index), "AST301", f"unknown cluster '{key}'"))
     if content_hash(data) != data["hash"]:
-        problems.append((("hash",), "AST302", "the table's content does not match its hash (edited by hand?)"))
+        problems.append(
+            (("hash",), "AST302", "the table's content does not match its hash (edited by hand?)")
+        )
     return problems
 
 

@@ -102,8 +102,17 @@ def _unknown_filter_or_test(env: SandboxedEnvironment, found: list[nodes.Node]) 
 
 
 #: Template constructs that bind names; without them, every name the template reads is free.
-_BINDINGS = (nodes.Assign, nodes.AssignBlock, nodes.For, nodes.Macro, nodes.CallBlock, nodes.With,
-             nodes.Import, nodes.FromImport, nodes.Block)
+_BINDINGS = (
+    nodes.Assign,
+    nodes.AssignBlock,
+    nodes.For,
+    nodes.Macro,
+    nodes.CallBlock,
+    nodes.With,
+    nodes.Import,
+    nodes.FromImport,
+    nodes.Block,
+)
 
 
 def _free_names(env: SandboxedEnvironment, ast: nodes.Template, found: list[nodes.Node]) -> set[str]:

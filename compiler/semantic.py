@@ -48,7 +48,9 @@ def _agent_ids(config: Config) -> Iterator[Diagnostic]:
             yield doc.diag(pos, "AST201", f"id '{written}' differs from the agent's key '{agent.id}'")
         elif agent.id in first_seen:
             line = first_seen[agent.id].name_pos.line
-            yield doc.diag(agent.name_pos, "AST201", f"duplicate agent id '{agent.id}' (first defined at line {line})")
+            yield doc.diag(
+                agent.name_pos, "AST201", f"duplicate agent id '{agent.id}' (first defined at line {line})"
+            )
         first_seen.setdefault(agent.id, agent)
 
 
@@ -62,8 +64,11 @@ def _provider_section(config: Config) -> Iterator[Diagnostic]:
             continue
         if provider in seen:
             line = doc.key_pos(("providers", seen[provider])).line
-            yield doc.diag(doc.key_pos(path), "AST008",
-                           f"duplicate key '{key}': same provider as '{seen[provider]}' (line {line})")
+            yield doc.diag(
+                doc.key_pos(path),
+                "AST008",
+                f"duplicate key '{key}': same provider as '{seen[provider]}' (line {line})",
+            )
             continue
         seen[provider] = key
         for option, reason in _inapplicable(PROVIDERS[provider], options, vertex="vertex" in options):
@@ -90,7 +95,9 @@ def _token_limits(config: Config, agent: AgentConfig) -> Iterator[Diagnostic]:
     output, context = model.get("maxOutputTokens"), model.get("maxContextTokens")
     if output is not None and context is not None and output > context:
         pos = config.doc.value_pos((*agent.path, "model", "maxOutputTokens"))
-        yield config.doc.diag(pos, "AST209", f"maxOutputTokens {output} is larger than maxContextTokens {context}")
+        yield config.doc.diag(
+            pos, "AST209", f"maxOutputTokens {output} is larger than maxContextTokens {context}"
+        )
 
 
 def _tool_lists(config: Config, agent: AgentConfig) -> Iterator[Diagnostic]:

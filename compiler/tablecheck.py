@@ -20,18 +20,24 @@ def _needs(agent: Agent, primary: Cluster) -> dict[str, bool]:
     return {"tools": bool(allow) or (allow is None and primary.tools), "streaming": primary.streaming}
 
 
-def _capabilities(doc: YamlDocument, table: RoutingTable, agent: Agent, origins: Origins) -> Iterator[Diagnostic]:
+def _capabilities(
+    doc: YamlDocument, table: RoutingTable, agent: Agent, origins: Origins
+) -> Iterator[Diagnostic]:
     plan = table.cluster_plan(agent)
     needs = _needs(agent, plan[0])
     for number, (cluster, entry) in enumerate(zip(plan[1:], origins.plans[agent.id][1:], strict=True), 1):
         missing = [name for name, needed in needs.items() if needed and not getattr(cluster, name)]
         if missing:
-            message = (f"fallback {number} ({cluster.key}) lacks {' and '.join(missing)}, which agent "
-                       f"'{agent.id}' may need")
+            message = (
+                f"fallback {number} ({cluster.key}) lacks {' and '.join(missing)}, which agent "
+                f"'{agent.id}' may need"
+            )
             yield doc.diag(doc.value_pos(entry.path), "AST208", message)
 
 
-def _temperature(doc: YamlDocument, table: RoutingTable, agent: Agent, origins: Origins) -> Iterator[Diagnostic]:
+def _temperature(
+    doc: YamlDocument, table: RoutingTable, agent: Agent, origins: Origins
+) -> Iterator[Diagnostic]:
     if agent.temperature is None:
         return
     pos = doc.value_pos((*origins.agents[agent.id].path, "model", "temperature"))
@@ -39,8 +45,10 @@ def _temperature(doc: YamlDocument, table: RoutingTable, agent: Agent, origins: 
         limit = cluster.rules.temperature_max
         if agent.temperature > limit:
             role = "the primary" if number == 0 else f"fallback {number}"
-            message = (f"temperature {agent.temperature} is above {limit}, the maximum of provider "
-                       f"'{cluster.provider}' ({role}: {cluster.key})")
+            message = (
+                f"temperature {agent.temperature} is above {limit}, the maximum of provider "
+                f"'{cluster.provider}' ({role}: {cluster.key})"
+            )
             yield doc.diag(pos, "AST210", message)
 
 
@@ -49,10 +57,12 @@ def _latency(doc: YamlDocument, agent: Agent, origins: Origins) -> Iterator[Diag
     index = unreachable_from(len(agent.plan), budget, agent.request_timeout_ms)
     if index is None:
         return
-    message = (f"worst case, each plan entry takes {budget.total_ms} ms ({budget.tries} tries of "
-               f"{budget.attempt_ms} ms attemptMs + {budget.backoff_ms} ms backoff), so fallback {index} "
-               f"({agent.plan[index]}) starts after {index * budget.total_ms} ms, past requestTimeoutMs "
-               f"{agent.request_timeout_ms}: later fallbacks may never be reached")
+    message = (
+        f"worst case, each plan entry takes {budget.total_ms} ms ({budget.tries} tries of "
+        f"{budget.attempt_ms} ms attemptMs + {budget.backoff_ms} ms backoff), so fallback {index} "
+        f"({agent.plan[index]}) starts after {index * budget.total_ms} ms, past requestTimeoutMs "
+        f"{agent.request_timeout_ms}: later fallbacks may never be reached"
+    )
     yield doc.diag(origins.agents[agent.id].name_pos, "AST214", message)
 
 
@@ -71,10 +81,16 @@ def _required_variables(table: RoutingTable, origins: Origins) -> Iterator[tuple
         if credentials.mode == "env" and credentials.required and credentials.env:
             yield credentials.env, (*path, "provider"), f"API key of {key}"
         if credentials.mode == "aws" and not cluster.region and not cluster.base_url:
-            yield "AWS_REGION", (*path, "provider"), f"bedrock model {cluster.model_id} has no region configured"
+            yield (
+                "AWS_REGION",
+                (*path, "provider"),
+                f"bedrock model {cluster.model_id} has no region configured",
+            )
 
 
-def check_env(doc: YamlDocument, table: RoutingTable, origins: Origins, env: Mapping[str, str]) -> Iterator[Diagnostic]:
+def check_env(
+    doc: YamlDocument, table: RoutingTable, origins: Origins, env: Mapping[str, str]
+) -> Iterator[Diagnostic]:
     """AST215 once per variable that is unset or empty in `env`."""
     seen: set[str] = set()
     for name, path, why in _required_variables(table, origins):

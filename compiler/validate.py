@@ -18,12 +18,31 @@ from compiler.diagnostics import Diagnostic, suggestion
 from compiler.schemas import INPUT_SCHEMA, validator
 from compiler.yamlpos import Path, YamlDocument, dotted
 
-_JSON_TYPES = {type(None): "nothing", bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-               list: "a list", dict: "a mapping"}
-_SCHEMA_TYPES = {"null": "null", "boolean": "a boolean", "integer": "an integer", "number": "a number",
-                 "string": "a string", "array": "a list", "object": "a mapping"}
+_JSON_TYPES = {
+    type(None): "nothing",
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "a mapping",
+}
+_SCHEMA_TYPES = {
+    "null": "null",
+    "boolean": "a boolean",
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "array": "a list",
+    "object": "a mapping",
+}
 _LISTED_KEYS = 8
-_RANGE = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "above", "exclusiveMaximum": "below"}
+_RANGE = {
+    "minimum": "at least",
+    "maximum": "at most",
+    "exclusiveMinimum": "above",
+    "exclusiveMaximum": "below",
+}
 
 
 def _short(value: Any) -> str:
@@ -74,7 +93,10 @@ def _value_message(err: ValidationError) -> tuple[str, str]:
         return "AST104", f"{_short(value)} is not supported: must be {expected!r}"
     if kind == "enum":
         options = ", ".join(str(o) for o in expected)
-        return "AST104", f"{_short(value)} is not one of: {options}{suggestion(str(value), map(str, expected))}"
+        return (
+            "AST104",
+            f"{_short(value)} is not one of: {options}{suggestion(str(value), map(str, expected))}",
+        )
     if kind == "pattern":
         return "AST104", _pattern_message(err)
     if kind in ("minLength", "minItems", "minProperties") and expected == 1:

@@ -29,7 +29,9 @@ MAX_EXPANDED_NODES = 500_000
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _TAG = "tag:yaml.org,2002:"
-_STR, _TIMESTAMP, _MERGE, _MAP_TAG, _SEQ_TAG = (_TAG + name for name in ("str", "timestamp", "merge", "map", "seq"))
+_STR, _TIMESTAMP, _MERGE, _MAP_TAG, _SEQ_TAG = (
+    _TAG + name for name in ("str", "timestamp", "merge", "map", "seq")
+)
 #: Scalars become JSON values; timestamps stay the text they were written as.
 _SCALAR_TAGS = frozenset(_TAG + name for name in ("str", "timestamp", "null", "bool", "int", "float"))
 
@@ -73,7 +75,7 @@ class YamlDocument:
         start = self.value_pos(path)
         style = self.styles.get(path)
         if style == "|":
-            first = next((t for t in self.lines[start.line:] if t.strip()), "")
+            first = next((t for t in self.lines[start.line :] if t.strip()), "")
             return Pos(start.line + line, len(first) - len(first.lstrip(" ")) + (col or 1))
         if line == 1 and style != ">":
             return Pos(start.line, start.col + (1 if style in ("'", '"') else 0) + (col or 1) - 1)
@@ -118,6 +120,7 @@ def _offset_pos(text: str, offset: int) -> Pos:
 
 # --- reading ------------------------------------------------------------------------------------
 
+
 def read_source(path: str) -> tuple[bytes | None, tuple[Diagnostic, ...]]:
     """The file's bytes, or an AST001/AST002 diagnostic. Never reads more than the size limit."""
     try:
@@ -137,7 +140,9 @@ def decode_text(raw: bytes) -> str:
     nul = raw.find(b"\x00")
     if nul >= 0:
         head = raw[:nul].decode("utf-8", "replace")
-        raise _Refused(_offset_pos(head, len(head)), "AST003", "binary file (contains NUL bytes); expected YAML text")
+        raise _Refused(
+            _offset_pos(head, len(head)), "AST003", "binary file (contains NUL bytes); expected YAML text"
+        )
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -148,14 +153,18 @@ def decode_text(raw: bytes) -> str:
 
 # --- parsing ------------------------------------------------------------------------------------
 
+
 def _syntax_refusal(exc: yaml.MarkedYAMLError, lines: list[str]) -> _Refused:
     mark = exc.problem_mark or exc.context_mark
     pos = _mark_pos(mark) if mark is not None else ORIGIN
     line = lines[pos.line - 1] if 0 < pos.line <= len(lines) else ""
     indent = line[: len(line) - len(line.lstrip(" \t"))]
     if "\t" in indent:
-        return _Refused(Pos(pos.line, indent.index("\t") + 1), "AST006",
-                        "tab character in indentation; YAML indents with spaces only")
+        return _Refused(
+            Pos(pos.line, indent.index("\t") + 1),
+            "AST006",
+            "tab character in indentation; YAML indents with spaces only",
+        )
     message = str(exc.problem or "invalid YAML")
     if exc.context and exc.context_mark is not None and _mark_pos(exc.context_mark) != pos:
         ctx = _mark_pos(exc.context_mark)
@@ -173,8 +182,11 @@ def _check_depth(text: str) -> bool:
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
-                raise _Refused(_mark_pos(event.start_mark), "AST007",
-                               f"nesting deeper than {MAX_DEPTH} levels; refusing to load")
+                raise _Refused(
+                    _mark_pos(event.start_mark),
+                    "AST007",
+                    f"nesting deeper than {MAX_DEPTH} levels; refusing to load",
+                )
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
         elif isinstance(event, yaml.AliasEvent):
@@ -207,12 +219,18 @@ def _check_expansion(root: yaml.Node) -> None:
             active.discard(nid)
             sizes[nid] = 1 + sum(sizes[id(child)] for child in _children(node))
             if sizes[nid] > MAX_EXPANDED_NODES:
-                raise _Refused(_mark_pos(node.start_mark), "AST007",
-                               f"YAML aliases expand to more than {MAX_EXPANDED_NODES} nodes "
-                               "(an alias bomb?); refusing to load")
+                raise _Refused(
+                    _mark_pos(node.start_mark),
+                    "AST007",
+                    f"YAML aliases expand to more than {MAX_EXPANDED_NODES} nodes "
+                    "(an alias bomb?); refusing to load",
+                )
         elif nid in active:
-            raise _Refused(_mark_pos(node.start_mark), "AST007",
-                           "recursive YAML alias (a node contains itself); refusing to load")
+            raise _Refused(
+                _mark_pos(node.start_mark),
+                "AST007",
+                "recursive YAML alias (a node contains itself); refusing to load",
+            )
         elif nid not in sizes:
             active.add(nid)
             stack.append((node, True))
@@ -236,6 +254,7 @@ def _compose(text: str, lines: list[str]) -> yaml.Node | None:
 
 
 # --- building data with positions ---------------------------------------------------------------
+
 
 @dataclass(slots=True)
 class _Builder:
@@ -266,11 +285,15 @@ class _Builder:
 
     def _require_tag(self, node: yaml.Node, tag: str) -> None:
         if node.tag != tag:
-            raise _Refused(_mark_pos(node.start_mark), "AST009", f"unsupported YAML tag {_short_tag(node.tag)}")
+            raise _Refused(
+                _mark_pos(node.start_mark), "AST009", f"unsupported YAML tag {_short_tag(node.tag)}"
+            )
 
     def _scalar(self, node: yaml.Node, path: Path) -> Any:
         if node.tag not in _SCALAR_TAGS:
-            raise _Refused(_mark_pos(node.start_mark), "AST009", f"unsupported YAML tag {_short_tag(node.tag)}")
+            raise _Refused(
+                _mark_pos(node.start_mark), "AST009", f"unsupported YAML tag {_short_tag(node.tag)}"
+            )
         if node.tag in (_STR, _TIMESTAMP):
             style = getattr(node, "style", None)
             if style:
@@ -279,11 +302,15 @@ class _Builder:
         try:
             value = self.constructor.construct_object(node)
         except (ValueError, LookupError, yaml.YAMLError) as exc:
-            raise _Refused(_mark_pos(node.start_mark), "AST009",
-                           f"cannot read {node.value!r} as {_short_tag(node.tag)}") from exc
+            raise _Refused(
+                _mark_pos(node.start_mark), "AST009", f"cannot read {node.value!r} as {_short_tag(node.tag)}"
+            ) from exc
         if isinstance(value, float) and not math.isfinite(value):
-            raise _Refused(_mark_pos(node.start_mark), "AST009",
-                           f"{node.value} is not a finite number; JSON cannot represent it")
+            raise _Refused(
+                _mark_pos(node.start_mark),
+                "AST009",
+                f"{node.value} is not a finite number; JSON cannot represent it",
+            )
         return value
 
     def _entries(self, node: yaml.MappingNode) -> Iterator[tuple[yaml.Node, yaml.Node, bool]]:
@@ -304,15 +331,20 @@ class _Builder:
         result: dict[str, Any] = {}
         for key_node, value_node, merged in self._entries(node):
             if not isinstance(key_node, yaml.ScalarNode):
-                raise _Refused(_mark_pos(key_node.start_mark), "AST009",
-                               "complex mapping keys are not supported; keys must be plain text")
+                raise _Refused(
+                    _mark_pos(key_node.start_mark),
+                    "AST009",
+                    "complex mapping keys are not supported; keys must be plain text",
+                )
             key, key_pos = key_node.value, _mark_pos(key_node.start_mark)
             if key in result:
                 if not merged:
                     first = self.keys[(*path, key)]
-                    self.report(key_pos, "AST008",
-                                f"duplicate key '{key}' (first defined at line {first.line}); "
-                                "the first one is used")
+                    self.report(
+                        key_pos,
+                        "AST008",
+                        f"duplicate key '{key}' (first defined at line {first.line}); the first one is used",
+                    )
                 continue
             self.keys[(*path, key)] = key_pos
             result[key] = self.build(value_node, (*path, key), key_pos)
@@ -320,7 +352,9 @@ class _Builder:
 
 
 def _refusal(name: str, refused: _Refused) -> LoadResult:
-    return LoadResult(None, (Diagnostic(name, refused.pos.line, refused.pos.col, refused.code, refused.message),))
+    return LoadResult(
+        None, (Diagnostic(name, refused.pos.line, refused.pos.col, refused.code, refused.message),)
+    )
 
 
 def _root_mapping(text: str, lines: list[str]) -> yaml.MappingNode:
@@ -329,8 +363,9 @@ def _root_mapping(text: str, lines: list[str]) -> yaml.MappingNode:
         raise _Refused(ORIGIN, "AST004", "the file has no YAML content; expected a mapping with 'agents'")
     if not isinstance(root, yaml.MappingNode):
         kind = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
-        raise _Refused(_mark_pos(root.start_mark), "AST010",
-                       f"the top level is {kind}; expected a mapping with 'agents'")
+        raise _Refused(
+            _mark_pos(root.start_mark), "AST010", f"the top level is {kind}; expected a mapping with 'agents'"
+        )
     return root
 
 

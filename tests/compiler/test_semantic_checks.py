@@ -225,11 +225,11 @@ def test_check_env_is_off_without_an_env() -> None:
 def test_cluster_conflict_first_definition_wins() -> None:
     text = (
         "agents:\n  - id: a\n    model: {provider: openai, modelId: m}\n"
-        "  - id: b\n    model: {provider: openai, modelId: m, credentials: passthrough, capabilities: {tools: false}}\n"
+        "  - id: b\n    model: {provider: openai, modelId: m, capabilities: {tools: false, streaming: false}}\n"
     )
     assert lint_text(text) == [
         "5:12: warning AST216 cluster openai:m:https://api.openai.com/v1 is also defined at line 3 with different "
-        "credentials, tools; the first definition is used"
+        "streaming, tools; the first definition is used"
     ]
 
 

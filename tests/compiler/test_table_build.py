@@ -166,7 +166,7 @@ def test_provider_overrides_credentials_headers_and_breakers() -> None:
     assert router["headers"] == {"HTTP-Referer": "https://x.example", "X-Title": "Demo"}
     assert router["breaker"] == {"failureThreshold": 7, "windowMs": 5000, "cooldownMs": 1000, "successThreshold": 2}
     assert table["clusters"][OPENAI]["credentials"] == {"mode": "env", "env": "TEAM_KEY", "required": True}
-    assert table["clusters"]["grok:g:https://api.x.ai/v1"]["credentials"] == {
+    assert table["clusters"]["grok:g:https://api.x.ai/v1#passthrough"]["credentials"] == {
         "mode": "passthrough", "env": None, "required": False}
     assert table["clusters"]["vllm:v:http://gpu:8000/v1"]["credentials"] == {
         "mode": "env", "env": "VLLM_API_KEY", "required": False}
@@ -246,3 +246,15 @@ def test_registry_rules_are_copied() -> None:
     rules = table["clusters"]["mistral:s:https://api.mistral.ai/v1"]["rules"]
     assert rules["renameParams"] == {"max_completion_tokens": "max_tokens", "seed": "random_seed"}
     assert (rules["temperatureMax"], rules["developerAsSystem"], rules["dropMessageKeys"]) == (1.5, True, ["name"])
+
+
+def test_passthrough_clusters_are_never_shared_with_env_ones() -> None:
+    table = compile_text(
+        "agents:\n"
+        "  a: {model: {provider: openai, modelId: m}}\n"
+        "  b: {model: {provider: openai, modelId: m, credentials: passthrough}}\n"
+    )
+    assert table["agents"]["a"]["plan"] == [OPENAI]
+    assert table["agents"]["b"]["plan"] == [OPENAI + "#passthrough"]
+    modes = {key: cluster["credentials"]["mode"] for key, cluster in table["clusters"].items()}
+    assert modes == {OPENAI: "env", OPENAI + "#passthrough": "passthrough"}

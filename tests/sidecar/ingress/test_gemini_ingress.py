@@ -804,8 +804,12 @@ async def test_error_event_in_the_first_read_is_the_http_error(world: World) -> 
         SseReply([response([candidate([{"text": "Once"}], None)]), google_error(500, "INTERNAL", "boom")])
     )
     async with world.sidecar() as url, gemini_client(url, "native") as client:
+        received: list[Any] = []
         with pytest.raises(errors.ServerError) as caught:
-            await client.aio.models.generate_content_stream(model=MODEL, contents="hi")
+            received += [
+                c async for c in await client.aio.models.generate_content_stream(model=MODEL, contents="hi")
+            ]
+    assert received == []
     assert (caught.value.code, caught.value.status, caught.value.message) == (500, "INTERNAL", "boom")
     assert len(world.gemini.requests) == 1
 
