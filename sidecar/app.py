@@ -102,26 +102,35 @@ def _guard(token: str | None) -> Middleware:
             presented = _presented_token(request)
             if not token or not hmac.compare_digest(presented.encode(), token.encode()):
                 return _json_error(
+                    request,
                     Failure(
                         401, "authentication_error", "missing or wrong sidecar token", code="invalid_api_key"
-                    )
+                    ),
                 )
         try:
             return await handler(request)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            return _json_error(Failure(exc.status, _http_error_type(exc.status), exc.reason, code=None))
+            return _json_error(
+                request, Failure(exc.status, _http_error_type(exc.status), exc.reason, code=None)
+            )
         except Exception:
             log.exception("unexpected error serving %s %s", request.method, request.path)
             return _json_error(
-                Failure(500, "server_error", "internal error in the sidecar", code="internal_error")
+                request, Failure(500, "server_error", "internal error in the sidecar", code="internal_error")
             )
 
     return guard
 
 
-def _json_error(failure: Failure) -> web.Response:
+def _json_error(request: web.Request, failure: Failure) -> web.Response:
+    """An error in the shape of the API the caller used (by route prefix; OpenAI's otherwise)."""
+    path = request.path
+    if path.startswith("/v1/anthropic/"):
+        return error_response(anthropic.CODEC, failure)
+    if path.startswith("/v1/gemini/"):
+        return error_response(gemini.CODEC, failure)
     return error_response(openai.CODEC, failure)
 
 

@@ -309,3 +309,14 @@ async def test_provider_style_base_url_with_unknown_agent_is_404(tmp_path: Path)
         with pytest.raises(openai.NotFoundError) as caught:
             await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
     assert caught.value.body["code"] == "model_not_found"  # type: ignore[index]
+
+
+async def test_guard_errors_come_in_the_callers_api_shape(tmp_path: Path) -> None:
+    async with running_sidecar(compile_yaml(tmp_path, DEMO)) as sidecar, aiohttp.ClientSession() as http:
+        async with http.get(sidecar.url + "/v1/anthropic/demo/v1/nothing-here") as anthropic_style:
+            anthropic_body = await anthropic_style.json()
+        async with http.get(sidecar.url + "/v1/gemini/demo/v1beta/nothing/here") as gemini_style:
+            gemini_body = await gemini_style.json()
+    assert anthropic_style.status == 404 and anthropic_body["type"] == "error"
+    assert anthropic_body["error"]["type"] == "not_found_error"
+    assert gemini_style.status == 404 and gemini_body["error"]["status"] == "NOT_FOUND"
