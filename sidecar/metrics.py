@@ -19,78 +19,71 @@ Names (all prefixed `astra_`):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from sidecar.adapters.base import Usage
 from sidecar.breaker import CLOSED, HALF_OPEN, OPEN
+from sidecar.metric_families import Counter, Families, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _BREAKER_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
 
+F = TypeVar("F", Counter, Gauge, Histogram)
+
 
 class Metrics:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.requests = Counter(
-            "astra_requests", "Requests answered", ["agent", "provider", "status"], registry=r
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._families = Families()
+        self.registry.register(self._families)
+        add = self._add
+        self.requests = add(Counter("astra_requests", "Requests answered", ["agent", "provider", "status"]))
+        self.request_seconds = add(
+            Histogram("astra_request_duration_seconds", "Whole request latency", ["agent"], _LATENCY_BUCKETS)
         )
-        self.request_seconds = Histogram(
-            "astra_request_duration_seconds",
-            "Whole request latency",
-            ["agent"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+        self.upstream_seconds = add(
+            Histogram(
+                "astra_upstream_duration_seconds",
+                "One upstream attempt, to its answer or first chunk",
+                ["provider"],
+                _LATENCY_BUCKETS,
+            )
         )
-        self.upstream_seconds = Histogram(
-            "astra_upstream_duration_seconds",
-            "One upstream attempt, to its answer or first chunk",
-            ["provider"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+        self.ttft_seconds = add(
+            Histogram(
+                "astra_time_to_first_token_seconds",
+                "Streams: time to the first chunk sent",
+                ["agent"],
+                _LATENCY_BUCKETS,
+            )
         )
-        self.ttft_seconds = Histogram(
-            "astra_time_to_first_token_seconds",
-            "Streams: time to the first chunk sent",
-            ["agent"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+        self.attempts = add(
+            Counter("astra_upstream_attempts", "Upstream attempts", ["agent", "provider", "outcome"])
         )
-        self.attempts = Counter(
-            "astra_upstream_attempts", "Upstream attempts", ["agent", "provider", "outcome"], registry=r
+        self.retries = add(Counter("astra_retries", "Retries on the same cluster", ["agent", "provider"]))
+        self.fallbacks = add(Counter("astra_fallbacks", "Moves to a fallback cluster", ["agent", "provider"]))
+        self.breaker_state = add(
+            Gauge("astra_breaker_state", "0 closed, 1 half-open, 2 open", ["cluster", "provider"])
         )
-        self.retries = Counter(
-            "astra_retries", "Retries on the same cluster", ["agent", "provider"], registry=r
+        self.breaker_transitions = add(
+            Counter("astra_breaker_transitions", "Breaker state changes", ["cluster", "provider", "to"])
         )
-        self.fallbacks = Counter(
-            "astra_fallbacks", "Moves to a fallback cluster", ["agent", "provider"], registry=r
-        )
-        self.breaker_state = Gauge(
-            "astra_breaker_state", "0 closed, 1 half-open, 2 open", ["cluster", "provider"], registry=r
-        )
-        self.breaker_transitions = Counter(
-            "astra_breaker_transitions", "Breaker state changes", ["cluster", "provider", "to"], registry=r
-        )
-        self.tokens = Counter("astra_tokens", "Tokens by kind", ["agent", "provider", "kind"], registry=r)
-        self.tools_removed = Counter(
-            "astra_tools_removed", "Request tools removed by policy", ["agent"], registry=r
-        )
-        self.table_info = Gauge(
-            "astra_table_info", "The table being served", ["hash", "schema_version"], registry=r
-        )
-        self.reloads = Counter("astra_reloads", "Table reloads", ["result"], registry=r)
-        self.in_flight = Gauge("astra_in_flight_requests", "Requests being served", registry=r)
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self.tokens = add(Counter("astra_tokens", "Tokens by kind", ["agent", "provider", "kind"]))
+        self.tools_removed = add(Counter("astra_tools_removed", "Request tools removed by policy", ["agent"]))
+        self.table_info = add(Gauge("astra_table_info", "The table being served", ["hash", "schema_version"]))
+        self.reloads = add(Counter("astra_reloads", "Table reloads", ["result"]))
+        self.in_flight = add(Gauge("astra_in_flight_requests", "Requests being served"))
 
-    def child(self, metric: Any, *labels: str) -> Any:
-        """`metric.labels(*labels)`, memoised: the hot path skips prometheus_client's lock and checks."""
-        key = (id(metric), labels)
-        found = self._children.get(key)
-        if found is None:
-            found = self._children[key] = metric.labels(*labels)
-        return found
+    def _add(self, family: F) -> F:
+        self._families.add(family)
+        return family
+
+    @staticmethod
+    def child(metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)` (kept for call sites written against prometheus_client)."""
+        return metric.labels(*labels)
 
     def breaker_changed(self, cluster: str, provider: str, new_state: str) -> None:
         self.breaker_state.labels(cluster, provider).set(_BREAKER_VALUE[new_state])
