@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from compiler.table import RoutingTable
+from sidecar.accesslog import AccessSink
 from sidecar.adapters.base import Failure
 from sidecar.app_keys import STATE
 from sidecar.clock import Clock, MonotonicClock
@@ -35,14 +36,17 @@ def create_app(
     rng: random.Random | None = None,
     source_path: str | None = None,
     credential_factory: CredentialFactory | None = None,
+    access_sink: AccessSink | None = None,
 ) -> web.Application:
-    """The sidecar app serving `table`. `env`, `clock` and `rng` are injectable for tests."""
+    """The sidecar app serving `table`. `env`, `clock`, `rng` and where access lines go
+    (`access_sink`, default: the `astra.access` logger) are injectable."""
     shared = SharedState(
         metrics=Metrics(),
         clock=clock or MonotonicClock(),
         env=env,
         rng=rng,
         credential_factory=credential_factory,
+        access_sink=access_sink,
     )
     state = AppState(table, shared, source_path)
     app = web.Application(

@@ -19,6 +19,7 @@ import orjson
 
 from compiler.providers import PROVIDERS, normalise_base_url
 from compiler.table import Agent, Cluster, Credentials, RoutingTable
+from sidecar.accesslog import AccessSink, LoggingSink
 from sidecar.adapters import ADAPTERS
 from sidecar.adapters.base import Adapter
 from sidecar.auth import CredentialSource
@@ -70,12 +71,14 @@ class SharedState:
         env: Mapping[str, str] | None = None,
         rng: random.Random | None = None,
         credential_factory: CredentialFactory | None = None,
+        access_sink: AccessSink | None = None,
     ) -> None:
         self.metrics = metrics
         self.clock = clock
         self.env: Mapping[str, str] = env if env is not None else os.environ
         self.rng = rng or random.Random()
         self.credential_factory = credential_factory or default_credentials
+        self.access_sink: AccessSink = access_sink or LoggingSink()
         self.breakers: dict[str, ClusterBreaker] = {}
         self.http = HttpTransport()
         self.mock = MockTransport(clock)
@@ -110,6 +113,7 @@ class SharedState:
         await self.mock.retire_except(keep)
 
     async def close(self) -> None:
+        self.access_sink.flush()
         await self.http.close()
         await self.mock.close()
 

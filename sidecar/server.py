@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from compiler.table import RoutingTable
-from sidecar.accesslog import configure_logging
+from sidecar.accesslog import BufferedSink, configure_logging
 from sidecar.app import create_app
 from sidecar.app_keys import STATE
 from sidecar.reload import Reloader
@@ -84,7 +84,7 @@ def _run_worker(options: ServeOptions, table: RoutingTable, host: str, port: int
 async def _serve_async(
     options: ServeOptions, table: RoutingTable, host: str, port: int, reuse_port: bool
 ) -> int:
-    app = create_app(table, source_path=options.path)
+    app = create_app(table, source_path=options.path, access_sink=BufferedSink())
     state = app[STATE]
     grace_s = state.runtime.table.settings.drain_grace_ms / 1000.0
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=grace_s)

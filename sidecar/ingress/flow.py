@@ -139,7 +139,7 @@ async def serve(request: web.Request, codec: IngressCodec) -> web.StreamResponse
             shared.metrics.child(
                 shared.metrics.requests, agent_id, record.provider or "none", str(record.status)
             ).inc()
-        record.emit()
+        record.emit(shared.access_sink)
         state.leave()
 
 
