@@ -78,26 +78,70 @@ class _Retire(Protocol):
     def __call__(self, pooled: _PooledSession) -> None: ...
 
 
-class _AiohttpResponse:
-    __slots__ = ("_idle_s", "_response", "headers", "status")
+class _Exchange:
+    """One request/response with an upstream: an async context manager that is the response.
 
-    def __init__(self, response: aiohttp.ClientResponse, idle_s: float) -> None:
+    Entering sends the request; leaving returns the connection to the pool, or closes it when the
+    body was left unread (a cut, or a stream the client abandoned)."""
+
+    __slots__ = ("_pooled", "_request", "_response", "_timeouts", "headers", "status")
+
+    def __init__(self, pooled: _PooledSession, request: UpstreamRequest, timeouts: AttemptTimeouts) -> None:
+        self._pooled = pooled
+        self._request = request
+        self._timeouts = timeouts
+        self._response: aiohttp.ClientResponse | None = None
+        self.status = 0
+        self.headers: Mapping[str, str] = {}
+
+    async def __aenter__(self) -> _Exchange:
+        request = self._request
+        self._pooled.in_flight += 1
+        try:
+            # The caller bounds the attempt's time; here only the connect phase has its own.
+            response = await self._pooled.session.request(
+                request.method,
+                _url(request.url),
+                data=request.body,
+                headers=request.headers,
+                timeout=_connect_timeout(self._timeouts.connect_s),
+                allow_redirects=False,
+            )
+        except (aiohttp.ClientError, OSError) as exc:
+            self._pooled.in_flight -= 1
+            raise _network_error(exc) from exc
+        except BaseException:
+            self._pooled.in_flight -= 1
+            raise
         self._response = response
-        self._idle_s = idle_s
         self.status = response.status
-        self.headers: Mapping[str, str] = response.headers
+        self.headers = response.headers
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        response = self._response
+        self._pooled.in_flight -= 1
+        if response is None:
+            return
+        if response.content.at_eof():
+            response.release()
+        else:
+            response.close()
 
     async def read(self) -> bytes:
+        assert self._response is not None
         try:
             return await self._response.read()
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _network_error(exc) from exc
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        assert self._response is not None
         stream = self._response.content
+        idle_s = self._timeouts.idle_s
         while True:
             try:
-                async with asyncio.timeout(self._idle_s):
+                async with asyncio.timeout(idle_s):
                     data = await stream.readany()
             except (TimeoutError, aiohttp.ClientError) as exc:
                 raise _network_error(exc) from exc
@@ -146,35 +190,8 @@ class HttpTransport:
             pooled = self._pools[cluster.key] = _PooledSession(session)
         return pooled
 
-    @contextlib.asynccontextmanager
-    async def open(
-        self, cluster: Cluster, request: UpstreamRequest, timeouts: AttemptTimeouts
-    ) -> AsyncIterator[UpstreamResponse]:
-        pooled = self._session_for(cluster)
-        pooled.in_flight += 1
-        try:
-            try:
-                # The caller bounds the attempt's time; here only the connect phase has its own.
-                response = await pooled.session.request(
-                    request.method,
-                    _url(request.url),
-                    data=request.body,
-                    headers=request.headers,
-                    timeout=_connect_timeout(timeouts.connect_s),
-                    allow_redirects=False,
-                )
-            except (aiohttp.ClientError, OSError) as exc:
-                raise _network_error(exc) from exc
-            try:
-                yield _AiohttpResponse(response, timeouts.idle_s)
-            finally:
-                # A body left unread (a cut or a cancelled stream) must not go back to the pool.
-                if response.content.at_eof():
-                    response.release()
-                else:
-                    response.close()
-        finally:
-            pooled.in_flight -= 1
+    def open(self, cluster: Cluster, request: UpstreamRequest, timeouts: AttemptTimeouts) -> _Exchange:
+        return _Exchange(self._session_for(cluster), request, timeouts)
 
     def _retire(self, pooled: _PooledSession) -> None:
         task = asyncio.get_running_loop().create_task(self._close_when_idle(pooled))
