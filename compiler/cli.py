@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from compiler.diagnostics import FORMATTERS, IO_CODES, Diagnostic, format_text, has_errors, suggestion
+from compiler.diff import add_parser as _add_diff
 from compiler.explain import explain_agent
 from compiler.loader import CompileError, compile_file, load_routing_table
 from compiler.table import dump_table_json
@@ -178,7 +179,7 @@ def _add_serve(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     serve.set_defaults(run=_run_serve)
 
 
-VERBS = (_add_lint, _add_compile, _add_explain, _add_serve)
+VERBS = (_add_lint, _add_compile, _add_explain, _add_diff, _add_serve)
 
 
 class _Version(argparse.Action):

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from compiler.diagnostics import format_text as format_diagnostics
-from compiler.loader import CompileError, _as_table_json, compile_source, read_table_json
+from compiler.loader import CompileError, as_table_json, compile_source, read_table_json
 from compiler.table import Json
 from compiler.yamlpos import read_source
 
@@ -97,7 +97,7 @@ def _read_bytes(spec: str) -> bytes:
 
 
 def _table_of(raw: bytes, name: str) -> Json:
-    data = _as_table_json(raw)  # the loader's own test, so diff and serve agree on what a table is
+    data = as_table_json(raw)  # the loader's own test: diff and serve agree on what a table is
     if data is not None:
         try:
             return read_table_json(raw, data, name)

@@ -82,7 +82,7 @@ def compile_file(path: str, *, env: Mapping[str, str] | None = None) -> tuple[Js
 # --- reading a compiled table -------------------------------------------------------------------
 
 
-def _as_table_json(raw: bytes) -> Json | None:
+def as_table_json(raw: bytes) -> Json | None:
     """The parsed JSON when `raw` is a routing-table file (an object with schemaVersion), else None."""
     if not raw.lstrip().startswith(b"{"):
         return None
@@ -104,6 +104,10 @@ def _table_problems(data: Json) -> list[tuple[tuple[str | int, ...], str, str]]:
         for index, key in enumerate(agent["plan"]):
             if key not in data["clusters"]:
                 problems.append((("agents", agent_id, "plan", index), "AST301", f"unknown cluster '{key}'"))
+        limits = agent.get("planLimits")
+        if limits is not None and len(limits) != len(agent["plan"]):
+            message = f"{len(limits)} planLimits for {len(agent['plan'])} plan entries"
+            problems.append((("agents", agent_id, "planLimits"), "AST301", message))
     if content_hash(data) != data["hash"]:
         problems.append(
             (("hash",), "AST302", "the table's content does not match its hash (edited by hand?)")
@@ -132,7 +136,7 @@ def load_routing_table(path: str) -> RoutingTable:
     raw, problems = read_source(path)
     if raw is None:
         raise CompileError(problems)
-    data = _as_table_json(raw)
+    data = as_table_json(raw)
     if data is not None:
         return table_from_json(read_table_json(raw, data, path))
     result = compile_source(raw, path)
