@@ -11,11 +11,16 @@ Plans are the primary, then the fallbacks in order. A fallback `{agent: ID}` spl
 agent's whole plan, skipping clusters already in the plan; cycles (AST206) and unknown agents
 (AST207) are errors, as are written entries that repeat the primary (AST204) or an earlier
 entry (AST205).
+
+Each plan entry has a context window: a fallback's own `maxContextTokens`, else that of the agent
+that lists it (spliced entries keep their own agent's). The agent JSON carries them as
+`planLimits` only when some entry's window differs from the agent's `maxContextTokens`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +52,17 @@ def _optional_float(value: Any) -> float | None:
 
 def _mock(options: Mapping[str, Any] | None) -> Json:
     nullable = {"reply": None, "status": None, "retryAfterMs": None, "cutAfterChunks": None}
-    return {**nullable, **_layer("$defs/mock", options)}
+    mock = {**nullable, **_layer("$defs/mock", options)}
+    calls = mock.pop("toolCalls", None)
+    if calls:
+        mock["toolCalls"] = [_mock_tool_call(call) for call in calls]
+    return mock
+
+
+def _mock_tool_call(call: Mapping[str, Any]) -> Json:
+    """{name, arguments}: the arguments mapping becomes the JSON string a tool call carries."""
+    arguments = json.dumps(call.get("arguments", {}), ensure_ascii=False, separators=(",", ":"))
+    return {"name": call["name"], "arguments": arguments}
 
 
 def _key_suffix(mock: Json | None) -> str:
@@ -127,7 +142,7 @@ def resolve_cluster(
         agent_breaker,
     )
     mode = target.credentials or shared.get("credentials") or "env"
-    cluster = {
+    cluster: Json = {
         "provider": spec.id,
         "wire": spec.wire,
         "modelId": target.model_id,
@@ -153,10 +168,11 @@ def resolve_cluster(
 
 @dataclass(frozen=True, slots=True)
 class PlanEntry:
-    """One cluster of an agent's plan and the YAML path that put it there."""
+    """One cluster of an agent's plan, the YAML path that put it there, and its context window."""
 
     key: str
     path: Path
+    context_tokens: int | None = None
 
 
 @dataclass(slots=True)
@@ -200,7 +216,7 @@ class _Builder:
                 f"cluster {key} is also defined at line {line} with different "
                 f"{fields}; the first definition is used",
             )
-        return PlanEntry(key, target.path)
+        return PlanEntry(key, target.path, _context_tokens(agent, target))
 
     def collect(self, agent: AgentConfig) -> None:
         primary = self.add_cluster(agent, agent.primary)
@@ -218,7 +234,9 @@ class _Builder:
         else:
             taken = {entry.key for entry in plan}
             plan.extend(
-                PlanEntry(e.key, ref.path) for e in self.plan(ref.agent_id, stack) if e.key not in taken
+                PlanEntry(e.key, ref.path, e.context_tokens)
+                for e in self.plan(ref.agent_id, stack)
+                if e.key not in taken
             )
 
     def _append(self, plan: list[PlanEntry], entry: PlanEntry) -> None:
@@ -248,10 +266,25 @@ class _Builder:
         return plan
 
 
+def _context_tokens(agent: AgentConfig, target: Target) -> int | None:
+    """A target's context window: its own `maxContextTokens`, else its agent's (the primary's)."""
+    own = target.options.get("maxContextTokens")
+    return own if own is not None else agent.model.get("maxContextTokens")
+
+
+def _plan_limits(agent: AgentConfig, plan: list[PlanEntry]) -> Json:
+    """`{"planLimits": […]}` when some entry's window differs from the agent's, else {}."""
+    windows = [entry.context_tokens for entry in plan]
+    if all(window == agent.model.get("maxContextTokens") for window in windows):
+        return {}
+    return {"planLimits": [{"maxContextTokens": window} for window in windows]}
+
+
 def _agent_json(config: Config, agent: AgentConfig, plan: list[PlanEntry]) -> Json:
     body, model, settings = agent.body, agent.model, config.settings
     tools = body.get("tools", {})
     return {
+        **_plan_limits(agent, plan),
         "displayName": body.get("displayName"),
         "tier": body.get("tier"),
         "plan": [entry.key for entry in plan],

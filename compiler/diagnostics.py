@@ -56,7 +56,7 @@ CODES: MappingProxyType[str, CodeInfo] = MappingProxyType(
         "AST206": CodeInfo(_E, "fallback cycle between agents"),
         "AST207": CodeInfo(_E, "fallback names an unknown agent"),
         "AST208": CodeInfo(_W, "fallback lacks a capability the agent needs"),
-        "AST209": CodeInfo(_E, "maxOutputTokens exceeds maxContextTokens"),
+        "AST209": CodeInfo(_E, "maxOutputTokens exceeds maxContextTokens (the model's, or a fallback's)"),
         "AST210": CodeInfo(_E, "temperature above the provider's maximum"),
         "AST211": CodeInfo(_E, "tool both allowed and denied"),
         "AST212": CodeInfo(_E, "systemPrompt template syntax error"),
@@ -93,7 +93,13 @@ class Diagnostic:
         return self.severity is Severity.ERROR
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: {self.severity.value} {self.code} {self.message}"
+        message = self.message.translate(_ONE_LINE)
+        return f"{self.file}:{self.line}:{self.col}: {self.severity.value} {self.code} {message}"
+
+
+#: Control characters and line separators in a message (which may quote the input, e.g. a key
+#: `"\r"`) become escapes, so a diagnostic in text form is always exactly one line.
+_ONE_LINE = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, 0x85)} | {0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
 def suggestion(word: str, candidates: Iterable[str]) -> str:

@@ -1,7 +1,8 @@
 """Checks on a schema-valid config that JSON Schema cannot express, before any table is built.
 
 Agent ids (AST201), provider ids and aliases (AST202, AST008), endpoints a provider needs (AST203),
-options that do not apply to a provider (AST217), token limits (AST209), tool lists (AST211) and
+options that do not apply to a provider (AST217), token limits (AST209: maxOutputTokens against the
+model's and each written fallback's maxContextTokens), tool lists (AST211) and
 systemPrompt templates (AST212, AST213). Checks that need the resolved clusters and plans live in
 `build` (fallback chains, cluster conflicts) and `tablecheck` (capabilities, temperature, latency,
 environment).
@@ -93,11 +94,22 @@ def _target(config: Config, target: Target) -> Iterator[Diagnostic]:
 def _token_limits(config: Config, agent: AgentConfig) -> Iterator[Diagnostic]:
     model = agent.model
     output, context = model.get("maxOutputTokens"), model.get("maxContextTokens")
-    if output is not None and context is not None and output > context:
+    if output is None:
+        return
+    if context is not None and output > context:
         pos = config.doc.value_pos((*agent.path, "model", "maxOutputTokens"))
         yield config.doc.diag(
             pos, "AST209", f"maxOutputTokens {output} is larger than maxContextTokens {context}"
         )
+    for number, target in enumerate(agent.fallbacks, 1):
+        window = target.options.get("maxContextTokens") if isinstance(target, Target) else None
+        if window is not None and output > window:
+            pos = config.doc.value_pos((*target.path, "maxContextTokens"))
+            message = (
+                f"maxOutputTokens {output} is larger than fallback {number}'s maxContextTokens {window}: "
+                "no answer would fit its window"
+            )
+            yield config.doc.diag(pos, "AST209", message)
 
 
 def _tool_lists(config: Config, agent: AgentConfig) -> Iterator[Diagnostic]:

@@ -12,6 +12,10 @@ ordered cluster keys, primary first, then fallbacks.
 
 `hash` is the SHA-256 of the canonical JSON of everything else, so two tables with the same hash
 route identically. Credentials appear only as environment variable names.
+
+Two keys appear only when used, so the tables of configs that do not use them (and their hashes)
+stay as they were: an agent's `planLimits` (one `{maxContextTokens}` per plan entry, written when
+some entry's context window differs from the agent's `maxContextTokens`) and a mock's `toolCalls`.
 """
 
 from __future__ import annotations
@@ -104,12 +108,21 @@ class VertexTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class MockToolCall:
+    """A tool call the mock answers with: the function's name and its arguments as a JSON string."""
+
+    name: str
+    arguments: str = "{}"
+
+
+@dataclass(frozen=True, slots=True)
 class MockBehavior:
     """The built-in `mock` provider: answers locally, and injects faults when asked.
 
     `status` makes a share (`fail_rate`) of requests fail with that status (seeded by `seed`);
     `cut_after_chunks` ends a stream abruptly after that many chunks; `latency_ms` delays the
-    answer; `reply` is the text to answer (default: echo of the last user message)."""
+    answer; `reply` is the text to answer (default: echo of the last user message); `tool_calls`,
+    when set, are returned as the answer's tool calls (finish reason `tool_calls`)."""
 
     reply: str | None = None
     latency_ms: int = 0
@@ -119,6 +132,7 @@ class MockBehavior:
     retry_after_ms: int | None = None
     cut_after_chunks: int | None = None
     seed: int = 0
+    tool_calls: tuple[MockToolCall, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,11 +167,23 @@ class ToolPolicy:
             return False
         return self.allow is None or name in self.allow
 
+    @property
+    def restrictive(self) -> bool:
+        """True when some tool name is refused: an allow list is set, or the deny list is not empty."""
+        return self.allow is not None or bool(self.deny)
+
 
 @dataclass(frozen=True, slots=True)
 class PromptCache:
     system_prompt: bool = False
     tools: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PlanLimits:
+    """Limits of one plan entry: the context window of the model it calls (None: no limit)."""
+
+    max_context_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,10 +202,18 @@ class Agent:
     request_timeout_ms: int
     prompt_cache: PromptCache = PromptCache()
     prompt_vars: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: Per plan entry (same order as `plan`); empty when every entry has `max_context_tokens`.
+    plan_limits: tuple[PlanLimits, ...] = ()
 
     @property
     def primary(self) -> str:
         return self.plan[0]
+
+    def context_limits(self) -> tuple[int | None, ...]:
+        """The context window of each plan entry, primary first."""
+        if self.plan_limits:
+            return tuple(limit.max_context_tokens for limit in self.plan_limits)
+        return (self.max_context_tokens,) * len(self.plan)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +292,7 @@ def _mock_from(d: Json | None) -> MockBehavior | None:
         retry_after_ms=d.get("retryAfterMs"),
         cut_after_chunks=d.get("cutAfterChunks"),
         seed=d["seed"],
+        tool_calls=tuple(MockToolCall(c["name"], c["arguments"]) for c in d.get("toolCalls", ())),
     )
 
 
@@ -323,6 +358,7 @@ def _agent_from(agent_id: str, d: Json) -> Agent:
         request_timeout_ms=d["requestTimeoutMs"],
         prompt_cache=PromptCache(system_prompt=cache["systemPrompt"], tools=cache["tools"]),
         prompt_vars=_frozen_map(d.get("promptVars")),
+        plan_limits=tuple(PlanLimits(limit.get("maxContextTokens")) for limit in d.get("planLimits", ())),
     )
 
 

@@ -105,7 +105,7 @@ class JsonLineFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key in ("cluster", "provider", "agent"):
+        for key in ("cluster", "provider", "agent", "tool", "request_id"):
             value = getattr(record, key, None)
             if value is not None:
                 body[key] = value

@@ -19,7 +19,14 @@ client always gets the error shape of the API it called, built by the ingress ro
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
+
 from sidecar.adapters.base import Failure
+
+#: Upstream request headers that carry a credential (the value, or a `Bearer` token in it).
+_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key"})
+_REDACTED = "[redacted]"
 
 
 class AstraError(Exception):
@@ -130,3 +137,18 @@ def network_failure(message: str, *, timeout: bool = False) -> Failure:
         retryable=True,
         breaker_counts=True,
     )
+
+
+def without_credentials(failure: Failure, request_headers: Mapping[str, str]) -> Failure:
+    """The failure with every credential sent upstream cut out of its message: some providers
+    echo the key they refused ("Incorrect API key provided: sk-…"), and the message goes to the
+    client and the logs."""
+    message = failure.message
+    for name, value in request_headers.items():
+        if name.lower() not in _CREDENTIAL_HEADERS:
+            continue
+        token = value.split(" ", 1)[1] if value[:7].lower() == "bearer " else value
+        for secret in {token.strip(), value}:
+            if len(secret) >= 8 and secret in message:
+                message = message.replace(secret, _REDACTED)
+    return failure if message is failure.message else replace(failure, message=message)

@@ -12,6 +12,7 @@ Names (all prefixed `astra_`):
   breaker_transitions_total{cluster,provider,to}
   tokens_total{agent,provider,kind}               prompt / completion / cached
   tools_removed_total{agent}                      request tools dropped by the agent's policy
+  tool_calls_blocked_total{agent,tool}            answer tool calls blocked by the agent's policy
   table_info{hash,schema_version}                 1 for the table being served
   reloads_total{result}                           ok / failed
   in_flight_requests
@@ -72,6 +73,9 @@ class Metrics:
         )
         self.tokens = add(Counter("astra_tokens", "Tokens by kind", ["agent", "provider", "kind"]))
         self.tools_removed = add(Counter("astra_tools_removed", "Request tools removed by policy", ["agent"]))
+        self.tool_calls_blocked = add(
+            Counter("astra_tool_calls_blocked", "Answer tool calls blocked by policy", ["agent", "tool"])
+        )
         self.table_info = add(Gauge("astra_table_info", "The table being served", ["hash", "schema_version"]))
         self.reloads = add(Counter("astra_reloads", "Table reloads", ["result"]))
         self.in_flight = add(Gauge("astra_in_flight_requests", "Requests being served"))

@@ -5,6 +5,10 @@ declaratively for drills (see `compiler.table.MockBehavior`): a status code for 
 requests (with an optional Retry-After), latency before the answer, a delay between stream
 chunks, and streams cut after N chunks. The answer goes through the same adapter, retry, breaker
 and fallback machinery as a real provider's.
+
+With `toolCalls`, the answer is those tool calls (finish reason `tool_calls`), after the `reply`
+text when one is set (no echo): whole in a plain answer; streamed as OpenAI does, each call's
+id and name first, then its arguments in three fragments.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from typing import Any
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from compiler.table import Cluster, MockBehavior
+from compiler.table import Cluster, MockBehavior, MockToolCall
 from sidecar.adapters.base import UpstreamRequest, Usage
-from sidecar.adapters.openai_shapes import ChunkWriter, completion_id, now_s
+from sidecar.adapters.openai_shapes import ChunkWriter, completion_id, now_s, tool_call
 from sidecar.clock import Clock
 from sidecar.upstream import AttemptTimeouts, UpstreamResponse
 
@@ -47,6 +51,33 @@ def _text_of_parts(content: Any) -> str:
 
 def _estimate_tokens(request: Mapping[str, Any]) -> int:
     return max(1, len(orjson.dumps(request.get("messages") or [])) // 4)
+
+
+def _call_ids(calls: tuple[MockToolCall, ...]) -> list[str]:
+    stem = completion_id().removeprefix("chatcmpl-")[:16]
+    return [f"call_{stem}_{index}" for index in range(len(calls))]
+
+
+def _argument_pieces(arguments: str, pieces: int = 3) -> list[str]:
+    size = max(1, -(-len(arguments) // pieces))
+    return [arguments[i : i + size] for i in range(0, len(arguments), size)] or [""]
+
+
+def _tool_call_deltas(calls: tuple[MockToolCall, ...]) -> list[dict[str, Any]]:
+    """The streamed form of the calls: id, type and name first, then the arguments in pieces."""
+    deltas: list[dict[str, Any]] = []
+    for index, (call, call_id) in enumerate(zip(calls, _call_ids(calls), strict=True)):
+        head = {"index": index, "id": call_id, "type": "function"}
+        deltas.append({"tool_calls": [{**head, "function": {"name": call.name, "arguments": ""}}]})
+        deltas += [
+            {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+            for piece in _argument_pieces(call.arguments)
+        ]
+    return deltas
+
+
+def _completion_tokens(text: str | None, calls: tuple[MockToolCall, ...]) -> int:
+    return len((text or "").split()) + sum(max(1, len(call.arguments) // 4) for call in calls)
 
 
 class _MockResponse:
@@ -95,11 +126,11 @@ class MockTransport:
         if self._should_fail(cluster.key, behavior):
             yield self._failure(behavior)
             return
-        text = reply_for(body, behavior)
+        text = behavior.reply if behavior.tool_calls else reply_for(body, behavior)
         if request.stream:
             yield self._stream(cluster, body, text, behavior)
         else:
-            yield self._whole(cluster, body, text)
+            yield self._whole(cluster, body, text, behavior.tool_calls)
 
     def _should_fail(self, key: str, behavior: MockBehavior) -> bool:
         if behavior.status is None:
@@ -115,9 +146,17 @@ class MockTransport:
         error = {"message": f"mock provider injected HTTP {status}", "type": "server_error", "code": None}
         return _MockResponse(status, headers, orjson.dumps({"error": error}))
 
-    def _whole(self, cluster: Cluster, request: Mapping[str, Any], text: str) -> _MockResponse:
+    def _whole(
+        self, cluster: Cluster, request: Mapping[str, Any], text: str | None, calls: tuple[MockToolCall, ...]
+    ) -> _MockResponse:
         prompt = _estimate_tokens(request)
-        completion = len(text.split())
+        completion = _completion_tokens(text, calls)
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+        if calls:
+            message["tool_calls"] = [
+                tool_call(call_id, call.name, call.arguments)
+                for call, call_id in zip(calls, _call_ids(calls), strict=True)
+            ]
         body = {
             "id": completion_id(),
             "object": "chat.completion",
@@ -126,9 +165,9 @@ class MockTransport:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "message": message,
                     "logprobs": None,
-                    "finish_reason": "stop",
+                    "finish_reason": "tool_calls" if calls else "stop",
                 }
             ],
             "usage": {
@@ -140,17 +179,20 @@ class MockTransport:
         return _MockResponse(200, {"Content-Type": "application/json"}, orjson.dumps(body))
 
     def _stream(
-        self, cluster: Cluster, request: Mapping[str, Any], text: str, behavior: MockBehavior
+        self, cluster: Cluster, request: Mapping[str, Any], text: str | None, behavior: MockBehavior
     ) -> _MockResponse:
         options = request.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         writer = ChunkWriter(model=cluster.model_id, include_usage=include_usage)
-        words = text.split(" ")
+        words = text.split(" ") if text is not None else []
+        calls = behavior.tool_calls
         payloads = [writer.chunk({"role": "assistant", "content": ""})]
         payloads += [writer.chunk({"content": (" " if i else "") + w}) for i, w in enumerate(words)]
-        payloads.append(writer.chunk({}, "stop"))
+        payloads += [writer.chunk(delta) for delta in _tool_call_deltas(calls)]
+        payloads.append(writer.chunk({}, "tool_calls" if calls else "stop"))
         if include_usage:
-            payloads.append(writer.usage_chunk(Usage(_estimate_tokens(request), len(words))))
+            completion = _completion_tokens(text, calls) if calls else len(words)
+            payloads.append(writer.usage_chunk(Usage(_estimate_tokens(request), completion)))
         frames = [b"data: " + p + b"\n\n" for p in payloads] + [b"data: [DONE]\n\n"]
         if behavior.cut_after_chunks is not None:
             frames = frames[: behavior.cut_after_chunks]

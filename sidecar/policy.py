@@ -2,7 +2,8 @@
 
 Per request (whatever cluster serves it):
 - the body is checked (an object with a non-empty `messages` array of role-tagged objects);
-- request tools are filtered by the agent's allow/deny lists; removed names are reported;
+- request tools (and legacy `functions`) are filtered by the agent's allow/deny lists; removed
+  names are reported (tool calls in the answers are checked too: `sidecar.toolguard`);
 - `temperature` defaults to the agent's when the client sent none;
 - the output cap (`max_completion_tokens` ?? `max_tokens`) is clamped to `maxOutputTokens`, and
   set to it when the client sent none.
@@ -27,6 +28,7 @@ from compiler.prompts import make_environment, render_context
 from compiler.table import Agent, Cluster
 from sidecar.adapters.base import Body
 from sidecar.errors import ClientError
+from sidecar.toolguard import ToolGuard
 
 _TIME_VARIABLES = frozenset({"date", "now"})
 _OUTPUT_CAPS = ("max_completion_tokens", "max_tokens")
@@ -62,9 +64,27 @@ def check_chat_body(body: Any) -> Body:
     for key in (*_OUTPUT_CAPS, "n"):
         if key in body and body[key] is not None and not _is_int(body[key]):
             raise ClientError(400, f"'{key}' must be an integer", param=key)
-    if "tools" in body and body["tools"] is not None and not isinstance(body["tools"], list):
-        raise ClientError(400, "'tools' must be an array", param="tools")
+    if "tools" in body and body["tools"] is not None:
+        _check_tools(body["tools"])
     return body
+
+
+def _check_tools(tools: Any) -> None:
+    """Every tool an object; a function tool (the default type) names its function."""
+    if not isinstance(tools, list):
+        raise ClientError(400, "'tools' must be an array", param="tools")
+    for index, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            raise ClientError(400, f"tools[{index}] must be an object", param=f"tools[{index}]")
+        function = tool.get("function")
+        if tool.get("type", "function") == "function" and not (
+            isinstance(function, dict) and isinstance(function.get("name"), str)
+        ):
+            raise ClientError(
+                400,
+                f"tools[{index}].function must be an object with a 'name'",
+                param=f"tools[{index}].function",
+            )
 
 
 def _is_number(value: Any) -> bool:
@@ -88,10 +108,12 @@ def _tool_name(tool: Any) -> str | None:
 class AgentPolicy:
     """The compiled policy of one agent (its template parsed once, at table load)."""
 
-    __slots__ = ("_prompt_cache", "_template", "_time_dependent", "agent")
+    __slots__ = ("_prompt_cache", "_template", "_time_dependent", "agent", "tool_guard")
 
     def __init__(self, agent: Agent, env: jinja2.Environment | None = None) -> None:
         self.agent = agent
+        #: The guard on answers' tool calls; None when the agent refuses no tool (nothing to check).
+        self.tool_guard = ToolGuard(agent.id, agent.tools) if agent.tools.restrictive else None
         self._template: jinja2.Template | None = None
         self._time_dependent = False
         self._prompt_cache: dict[str, str] = {}
@@ -103,7 +125,7 @@ class AgentPolicy:
 
     def prepare(self, body: Body) -> PreparedRequest:
         body = dict(body)
-        removed = self._filter_tools(body)
+        removed = self._filter_tools(body) + self._filter_functions(body)
         agent = self.agent
         if body.get("temperature") is None and agent.temperature is not None:
             body["temperature"] = agent.temperature
@@ -158,6 +180,33 @@ class AgentPolicy:
             body.pop("tools", None)
             body.pop("tool_choice", None)
             body.pop("parallel_tool_calls", None)
+        return tuple(removed)
+
+    def _filter_functions(self, body: Body) -> tuple[str, ...]:
+        """The legacy `functions` list, filtered like `tools` (a forced `function_call` → 400)."""
+        functions = body.get("functions")
+        if not isinstance(functions, list) or not functions or not self.agent.tools.restrictive:
+            return ()
+        policy = self.agent.tools
+        removed = [
+            name for f in functions if (name := _tool_name(f)) is not None and not policy.permits(name)
+        ]
+        if not removed:
+            return ()
+        choice = body.get("function_call")
+        if isinstance(choice, Mapping) and choice.get("name") in removed:
+            raise ClientError(
+                400,
+                f"tool '{choice['name']}' is not allowed for this agent",
+                param="function_call",
+                code="tool_not_allowed",
+            )
+        kept = [f for f in functions if _tool_name(f) not in removed]
+        if kept:
+            body["functions"] = kept
+        else:
+            body.pop("functions", None)
+            body.pop("function_call", None)
         return tuple(removed)
 
     def _cap_output(self, body: Body) -> None:

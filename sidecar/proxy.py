@@ -38,6 +38,7 @@ from sidecar.errors import (
     UpstreamNetworkError,
     UpstreamStatusError,
     network_failure,
+    without_credentials,
 )
 from sidecar.metrics import Metrics
 from sidecar.policy import PreparedRequest
@@ -212,6 +213,8 @@ async def _try_cluster(
             result = await _bounded(ctx, remaining, attempt(cluster, permit))
         except DeadlineExceededError:
             permit.failure()
+            # Counted like an attempt that ran out of `attemptMs`: it timed out upstream.
+            ctx.metrics.child(ctx.metrics.attempts, agent_id, provider, "network").inc()
             raise
         except UpstreamError as exc:
             _report(permit, exc)
@@ -282,10 +285,12 @@ def _timeouts(ctx: RequestContext) -> AttemptTimeouts:
     return AttemptTimeouts(connect_s=t.connect_ms / 1000.0, idle_s=t.stream_idle_ms / 1000.0)
 
 
-async def _upstream_failure(cluster: ClusterRuntime, response: UpstreamResponse) -> UpstreamStatusError:
+async def _upstream_failure(
+    cluster: ClusterRuntime, response: UpstreamResponse, request: UpstreamRequest
+) -> UpstreamStatusError:
     raw = await response.read()
     failure = cluster.adapter.classify_error(cluster.cluster, response.status, response.headers, raw)
-    return UpstreamStatusError(failure, cluster.cluster.key)
+    return UpstreamStatusError(without_credentials(failure, request.headers), cluster.cluster.key)
 
 
 async def complete(ctx: RequestContext) -> tuple[Completion, bool]:
@@ -295,7 +300,7 @@ async def complete(ctx: RequestContext) -> tuple[Completion, bool]:
         built = await ctx.shape.build(cluster, ctx.inbound)
         async with cluster.transport.open(cluster.cluster, built.request, _timeouts(ctx)) as response:
             if response.status >= 300:
-                raise await _upstream_failure(cluster, response)
+                raise await _upstream_failure(cluster, response, built.request)
             raw = await response.read()
         completion = ctx.shape.parse(cluster, built, raw)
         permit.success()
@@ -315,7 +320,7 @@ async def open_stream(ctx: RequestContext) -> OpenStream:
                 cluster.transport.open(cluster.cluster, built.request, _timeouts(ctx))
             )
             if response.status >= 300:
-                raise await _upstream_failure(cluster, response)
+                raise await _upstream_failure(cluster, response, built.request)
             translator = ctx.shape.translator(cluster, built)
             chunks = response.chunks()
             first, first_raw = await _first_chunks(chunks, translator)

@@ -23,7 +23,7 @@ from sidecar.accesslog import AccessSink, LoggingSink
 from sidecar.adapters import ADAPTERS
 from sidecar.adapters.base import Adapter
 from sidecar.auth import CredentialSource
-from sidecar.auth.sources import EnvKeySource, NoAuthSource, PassthroughSource
+from sidecar.auth.sources import EnvKeySource, NoAuthSource, PassthroughSource, UnavailableSource
 from sidecar.breaker import ClusterBreaker
 from sidecar.clock import Clock
 from sidecar.metrics import Metrics
@@ -132,8 +132,10 @@ def default_credentials(cluster: Cluster, env: Mapping[str, str], clock: Clock) 
 
         return AwsCredentialSource(cluster, env)
     if mode == "google":
-        from sidecar.auth.google import GoogleCredentialSource
-
+        try:
+            from sidecar.auth.google import GoogleCredentialSource
+        except ImportError:
+            return UnavailableSource(cluster, "Vertex AI needs google-auth: install astra-sidecar[vertex]")
         credentials_file = cluster.vertex.credentials_file if cluster.vertex else None
         return GoogleCredentialSource(credentials_file, clock=clock)
     raise ValueError(f"unknown credential mode {mode!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from compiler.providers import KEYLESS_PLACEHOLDER
@@ -10,6 +11,7 @@ from sidecar.adapters.base import NO_AUTH, AuthMaterial, Failure, Secret
 from sidecar.errors import ClientError, UpstreamError
 
 _BEARER = "bearer "
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]*")
 
 
 class MissingCredentialError(UpstreamError):
@@ -60,11 +62,21 @@ def caller_key(inbound: Mapping[str, str]) -> str | None:
     for header in ("x-api-key", "x-goog-api-key"):
         value = inbound.get(header)
         if value:
-            return value
+            return _checked(value)
     authorization = inbound.get("authorization", "")
     if authorization[: len(_BEARER)].lower() == _BEARER:
-        return authorization[len(_BEARER) :].strip() or None
+        return _checked(authorization[len(_BEARER) :].strip()) or None
     return None
+
+
+def _checked(key: str) -> str:
+    """The key, if it can go into an upstream header as it is: visible ASCII only (a key from
+    `?key=` could otherwise carry CR/LF into the upstream request's headers)."""
+    if not _HEADER_SAFE.fullmatch(key):
+        raise ClientError(
+            401, "the API key contains characters that are not allowed in a key", code="invalid_api_key"
+        )
+    return key
 
 
 class PassthroughSource:
@@ -90,6 +102,26 @@ class PassthroughSource:
 class NoAuthSource:
     async def material(self, inbound: Mapping[str, str]) -> AuthMaterial:
         return NO_AUTH
+
+    async def close(self) -> None:
+        return None
+
+
+class UnavailableSource:
+    """A cluster whose credential mode cannot work in this installation (a missing extra): every
+    attempt fails with the reason, so the plan falls back and `astra serve` still starts."""
+
+    def __init__(self, cluster: Cluster, reason: str) -> None:
+        self._cluster = cluster
+        self.missing = reason
+
+    async def material(self, inbound: Mapping[str, str]) -> AuthMaterial:
+        raise UpstreamError(
+            Failure(
+                status=500, error_type="server_error", message=self.missing, code="credentials_unavailable"
+            ),
+            self._cluster.key,
+        )
 
     async def close(self) -> None:
         return None

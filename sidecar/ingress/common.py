@@ -13,6 +13,11 @@ from sidecar.errors import ClientError
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
+#: Deepest nesting of objects and arrays accepted in a body. Real requests stay far below (tool
+#: schemas nest a few dozen levels at most); JSON nested past ~250 levels cannot be re-encoded
+#: (orjson) and deep recursion would fail later, so such bodies are refused at the door.
+MAX_NESTING = 100
+
 
 def request_id(request: web.Request) -> str:
     """The caller's X-Request-Id when it is a sane token, else a fresh one."""
@@ -31,13 +36,34 @@ async def read_json(request: web.Request, max_bytes: int) -> Any:
         raise ClientError(
             413, f"request body is larger than {max_bytes} bytes", code="request_too_large"
         ) from exc
+    except web.RequestPayloadError as exc:  # e.g. `Content-Encoding: gzip` on a body that is not
+        raise ClientError(
+            400, "request body cannot be decoded as its Content-Encoding says", code="invalid_body"
+        ) from exc
     if len(raw) > max_bytes:
         raise ClientError(413, f"request body is larger than {max_bytes} bytes", code="request_too_large")
     if not raw:
         raise ClientError(400, "request body is empty; send a JSON object", code="invalid_json")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ClientError(
             400, f"request body is not valid JSON: {exc.msg} at position {exc.pos}", code="invalid_json"
         ) from exc
+    if raw.count(b"[") + raw.count(b"{") > MAX_NESTING and nesting_exceeds(body, MAX_NESTING):
+        raise ClientError(
+            400, f"request body is nested more than {MAX_NESTING} levels deep", code="invalid_json"
+        )
+    return body
+
+
+def nesting_exceeds(value: Any, limit: int) -> bool:
+    """True when objects and arrays nest more than `limit` levels deep (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False

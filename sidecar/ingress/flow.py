@@ -4,6 +4,11 @@ read → parse (the codec) → find the agent → per-request policy → the pla
 the answer, or the stream, in the caller's format. Errors come back in the caller's format too;
 after the first streamed byte, as a final in-stream error event. Every request is counted in the
 metrics and gets exactly one access-log line.
+
+Before the plan runs, the request's estimated size is checked against the context window of each
+plan entry (`sidecar.contextlimit`). For agents that refuse some tool, the answer's tool calls go
+through the agent's `sidecar.toolguard` (plain answers whole, streams chunk by chunk), which is
+why such agents never take the native pass-through path (see `TranslatedCall`).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -18,6 +24,7 @@ from compiler.table import Cluster
 from sidecar.accesslog import AccessRecord
 from sidecar.adapters.base import AuthMaterial, Completion, Failure, StreamTranslator, Usage
 from sidecar.app_keys import STATE
+from sidecar.contextlimit import fit_plan
 from sidecar.errors import AstraError, ClientError, DeadlineExceededError, UpstreamError
 from sidecar.ingress.codec import IngressCall, IngressCodec, NativePrepared, StreamEncoder
 from sidecar.ingress.common import read_json, request_id
@@ -33,6 +40,7 @@ from sidecar.proxy import (
     open_stream,
 )
 from sidecar.runtime import AgentRuntime, ClusterRuntime
+from sidecar.toolguard import StreamGuard
 
 _JSON = "application/json"
 
@@ -50,12 +58,19 @@ def error_response(
 
 class TranslatedCall:
     """A call in another API's format, served natively where the cluster speaks that format and
-    through the OpenAI translation everywhere else (each computed once, when first needed)."""
+    through the OpenAI translation everywhere else (each computed once, when first needed).
+
+    Agents with a restrictive tool policy are always translated: a native answer is relayed byte
+    for byte, and the tool guard reads OpenAI answers only. Their translation starts from the body
+    with the tool policy applied in the caller's format (as the native path would apply it), so a
+    refused tool that has no OpenAI form (a Gemini `googleSearch`, an Anthropic server tool) is
+    removed and reported, not refused by the translation."""
 
     def __init__(self, codec: IngressCodec, call: IngressCall, agent: AgentRuntime) -> None:
         self._codec = codec
         self._call = call
         self._agent = agent
+        self._guarded = codec.native and agent.policy.tool_guard is not None
         self._native: NativePrepared | None = None
         self._openai: OpenAICall | None = None
         self.removed_tools: tuple[str, ...] = ()
@@ -68,7 +83,7 @@ class TranslatedCall:
             self.removed_tools = self._openai_call().prepared.removed_tools
 
     def _is_native(self, cluster: Cluster) -> bool:
-        return self._codec.native and cluster.wire == self._codec.wire
+        return self._codec.native and not self._guarded and cluster.wire == self._codec.wire
 
     def _native_prepared(self) -> NativePrepared:
         if self._native is None:
@@ -77,8 +92,15 @@ class TranslatedCall:
 
     def _openai_call(self) -> OpenAICall:
         if self._openai is None:
-            body = check_chat_body(self._codec.to_openai(self._call))
-            self._openai = OpenAICall(self._agent, self._agent.policy.prepare(body))
+            call = self._call
+            removed: tuple[str, ...] = ()
+            if self._guarded:
+                native = self._native_prepared()
+                call, removed = replace(call, body=native.body), native.removed_tools
+            prepared = self._agent.policy.prepare(check_chat_body(self._codec.to_openai(call)))
+            if removed:
+                prepared = replace(prepared, removed_tools=removed + prepared.removed_tools)
+            self._openai = OpenAICall(self._agent, prepared)
         return self._openai
 
     async def build(self, cluster: ClusterRuntime, inbound: Mapping[str, str]) -> BuiltAttempt:
@@ -123,7 +145,11 @@ async def serve(request: web.Request, codec: IngressCodec) -> web.StreamResponse
         record.status = 200
         record.provider = ctx.served_by.cluster.provider if ctx.served_by else None
         _count_usage(ctx, record, completion.usage)
-        body = completion.body if native else codec.completion_from_openai(completion.body, call)
+        body = (
+            completion.body
+            if native
+            else codec.completion_from_openai(_guarded(ctx, record, completion.body), call)
+        )
         return web.Response(body=body, content_type=_JSON, headers=_outcome_headers(ctx, record))
     except AstraError as exc:
         record.status, record.error_code = exc.failure.status, exc.failure.code
@@ -162,6 +188,7 @@ async def _context(
         )
     record.agent = agent.agent.id
     record.stream = call.stream
+    agent = fit_plan(agent, call.body)
     shape, removed = _shape_for(codec, call, agent)
     shared = state.shared
     if removed:
@@ -201,6 +228,21 @@ def _outcome_headers(ctx: RequestContext, record: AccessRecord) -> dict[str, str
     return headers
 
 
+def _guarded(ctx: RequestContext, record: AccessRecord, body: bytes) -> bytes:
+    """A whole OpenAI answer after the agent's tool guard (as it is when the agent has none)."""
+    guard = ctx.agent.policy.tool_guard
+    if guard is None:
+        return body
+    return guard.completion(body, guard.reporter(ctx.metrics, record.request_id))
+
+
+def _stream_guard(ctx: RequestContext, record: AccessRecord, opened: OpenStream) -> StreamGuard | None:
+    guard = ctx.agent.policy.tool_guard
+    if guard is None or opened.native:
+        return None
+    return guard.stream(guard.reporter(ctx.metrics, record.request_id))
+
+
 def _count_usage(ctx: RequestContext, record: AccessRecord, usage: Usage | None) -> None:
     if usage is None:
         return
@@ -209,19 +251,37 @@ def _count_usage(ctx: RequestContext, record: AccessRecord, usage: Usage | None)
 
 
 class _Relay:
-    """Writes one opened stream to the client in the caller's format."""
+    """Writes one opened stream to the client in the caller's format (OpenAI chunks through the
+    agent's tool guard when it has one)."""
 
-    def __init__(self, response: web.StreamResponse, opened: OpenStream, encoder: StreamEncoder) -> None:
+    def __init__(
+        self,
+        response: web.StreamResponse,
+        opened: OpenStream,
+        encoder: StreamEncoder,
+        guard: StreamGuard | None = None,
+    ) -> None:
         self._response = response
         self._opened = opened
         self._encoder = encoder
+        self._guard = guard
 
     def close(self) -> bytes:
-        return b"" if self._opened.native else self._encoder.close()
+        if self._opened.native:
+            return b""
+        held = self._guard.finish() if self._guard is not None else []
+        return (self._encoder.encode(held) if held else b"") + self._encoder.close()
+
+    def _encode(self, payloads: list[bytes]) -> bytes:
+        if self._guard is not None:
+            payloads = self._guard.feed(payloads)
+        return self._encoder.encode(payloads) if payloads else b""
 
     async def first(self) -> None:
         opened = self._opened
-        await self._response.write(opened.first_raw if opened.native else self._encoder.encode(opened.first))
+        data = opened.first_raw if opened.native else self._encode(opened.first)
+        if data:
+            await self._response.write(data)
 
     async def rest(self, deadline: Deadline) -> tuple[Failure | None, bool]:
         """Relays to the end. Returns the failure that ended the stream early, if any, and whether
@@ -238,11 +298,11 @@ class _Relay:
                             return exc.failure, True
                         continue
                     payloads = opened.translator.feed(data)
-                    if payloads:
-                        await self._response.write(self._encoder.encode(payloads))
+                    if payloads and (encoded := self._encode(payloads)):
+                        await self._response.write(encoded)
                 tail = opened.translator.finish()
-                if tail and not opened.native:
-                    await self._response.write(self._encoder.encode(tail))
+                if tail and not opened.native and (encoded := self._encode(tail)):
+                    await self._response.write(encoded)
         except UpstreamError as exc:
             return exc.failure, False
         except TimeoutError:
@@ -264,7 +324,7 @@ async def _stream(
         },
     )
     record.status = 200
-    relay = _Relay(response, opened, codec.stream_encoder(call))
+    relay = _Relay(response, opened, codec.stream_encoder(call), _stream_guard(ctx, record, opened))
     try:
         await response.prepare(request)
         await relay.first()
@@ -283,10 +343,15 @@ async def _stream(
             if not relayed:
                 await response.write(codec.stream_error(failure))
         await response.write_eof()
-    except (ConnectionResetError, asyncio.CancelledError):
+    except asyncio.CancelledError:
         opened.permit.release()
         record.error_code = "client_disconnected"
         raise
+    except ConnectionResetError:
+        # The client went away mid-stream (before its handler was cancelled): nothing more can
+        # reach it and nothing failed here, so this is no error for the guard to log.
+        opened.permit.release()
+        record.error_code = "client_disconnected"
     finally:
         await opened.exits.aclose()
         _count_usage(ctx, record, opened.translator.usage)

@@ -191,7 +191,7 @@ def _check_part(part: Any, where: str) -> None:
 def _check_content(content: Any, where: str, *, system: bool = False) -> None:
     content = _object(content, where)
     role = content.get("role")
-    if not system and role is not None and role not in _ROLES:
+    if not system and role is not None and (not isinstance(role, str) or role not in _ROLES):
         raise invalid(f"{where}.role", "must be 'user' or 'model'")
     parts = _array(content.get("parts"), f"{where}.parts", non_empty=not system)
     for index, part in enumerate(parts):
@@ -240,7 +240,7 @@ def _check_tool_config(config: Any) -> None:
         return
     calling = _object(calling, "toolConfig.functionCallingConfig")
     mode = calling.get("mode")
-    if mode is not None and mode not in _MODES:
+    if mode is not None and (not isinstance(mode, str) or mode not in _MODES):
         raise invalid("toolConfig.functionCallingConfig.mode", "must be AUTO, ANY, NONE or VALIDATED")
     names = calling.get("allowedFunctionNames")
     if names is not None:

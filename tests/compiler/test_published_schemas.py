@@ -57,7 +57,9 @@ def test_gateway_defaults_match_the_table_model() -> None:
 def test_fallback_targets_accept_the_model_target_keys() -> None:
     defs = load_schema(INPUT_SCHEMA)["$defs"]
     target_keys = set(defs["fallbackTarget"]["properties"])
-    assert target_keys == {"provider", "modelId", "endpoint", "region", "vertex", "credentials", "capabilities", "mock"}
+    assert target_keys == {
+        "provider", "modelId", "endpoint", "region", "vertex", "credentials", "capabilities", "mock", "maxContextTokens"
+    }
     assert target_keys < set(defs["model"]["properties"])
 
 

@@ -1,7 +1,8 @@
 """The Anthropic Messages ingress, with the official `anthropic` SDK as the client.
 
 One compiled astra.yml: `claude-native` (claude → the fake Anthropic API, policy: system prompt
-with prompt cache, a denied tool, output cap, default temperature; OpenAI fallback),
+with prompt cache, output cap, default temperature; OpenAI fallback), `claude-governed` (the same
+with a denied tool: a restrictive tool policy, so always translated for the answers' tool guard),
 `gpt-agent` (openai → the fake OpenAI API), `demo` (the built-in mock) and `claude-byok`
 (claude with `credentials: passthrough`, OpenAI fallback on the sidecar's key). Apps only change
 the SDK's base URL to `{sidecar}/v1/anthropic/{agent}`.
@@ -65,6 +66,19 @@ def astra_yml(anthropic_url: str, openai_url: str) -> str:
           retry: {{maxRetries: 1, baseDelayMs: 100, maxDelayMs: 1000, jitter: 0}}
         agents:
           - id: claude-native
+            systemPrompt: "You are terse."
+            promptCache: {{systemPrompt: true}}
+            model:
+              provider: claude
+              modelId: claude-test
+              endpoint: {anthropic_url}
+              maxOutputTokens: 512
+              temperature: 0.4
+              fallback:
+                provider: openai
+                modelId: gpt-fallback
+                endpoint: {openai_url}
+          - id: claude-governed
             systemPrompt: "You are terse."
             promptCache: {{systemPrompt: true}}
             tools: {{deny: [delete_account]}}
@@ -261,11 +275,12 @@ async def test_native_keeps_the_callers_sampling_and_versions(world: World) -> N
     assert sent.headers["anthropic-beta"] == "beta-one,beta-two"
 
 
-async def test_native_tools_are_filtered_and_round_trip(world: World) -> None:
+async def test_governed_agent_tools_are_filtered_and_round_trip(world: World) -> None:
+    """A restrictive tool policy sends the call through the translation, even to claude."""
     world.anthropic.push(
         Reply(tool_message(ToolUse("toolu_01", "get_weather", {"city": "Paris"}), text="Let me see."))
     )
-    client = world.client("claude-native")
+    client = world.client("claude-governed")
     raw = await client.messages.with_raw_response.create(
         model="m", max_tokens=100, messages=USER, tools=[WEATHER, DELETE], tool_choice={"type": "auto"}
     )
@@ -293,12 +308,16 @@ async def test_native_tools_are_filtered_and_round_trip(world: World) -> None:
     ]
     final = await client.messages.create(model="m", max_tokens=100, messages=follow_up, tools=[WEATHER])
     assert final.content[0].type == "text" and final.content[0].text == "Paris: 18C."
-    assert world.anthropic.requests[1].body["messages"] == follow_up
+    # Translated to OpenAI and back: the same conversation, the user's text now as a block.
+    assert world.anthropic.requests[1].body["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
+        *follow_up[1:],
+    ]
 
 
-async def test_native_tool_choice_naming_a_denied_tool_is_a_400(world: World) -> None:
+async def test_governed_tool_choice_naming_a_denied_tool_is_a_400(world: World) -> None:
     with pytest.raises(anthropic.BadRequestError) as caught:
-        await world.client("claude-native").messages.create(
+        await world.client("claude-governed").messages.create(
             model="m",
             max_tokens=10,
             messages=USER,
@@ -625,7 +644,7 @@ async def test_mock_agent_plain_streamed_and_with_tools(world: World) -> None:
 async def test_fallback_from_claude_to_openai_plain(world: World) -> None:
     world.anthropic.push(*(ErrorReply(529, "overloaded_error", "Overloaded") for _ in range(2)))
     world.openai.script = [Step(body=completion("from the fallback", "gpt-fallback"))]
-    raw = await world.client("claude-native").messages.with_raw_response.create(
+    raw = await world.client("claude-governed").messages.with_raw_response.create(
         model="m", max_tokens=2000, system="Client system.", messages=USER, tools=[WEATHER, DELETE]
     )
     answer = await raw.parse()

@@ -89,6 +89,15 @@ def agents_yaml(gemini: str, openai: str) -> str:
               endpoint: "{gemini}"
               temperature: 0.3
               maxOutputTokens: 256
+          prompted:
+            displayName: Weather bot
+            systemPrompt: "You are {{{{ agent.displayName }}}} on {{{{ model.modelId }}}}."
+            model:
+              provider: gemini
+              modelId: {MODEL}
+              endpoint: "{gemini}"
+              temperature: 0.3
+              maxOutputTokens: 256
           on-openai:
             systemPrompt: "Be brief."
             model: {{provider: openai, modelId: gpt-4o-mini, endpoint: "{openai}", maxOutputTokens: 300}}
@@ -308,7 +317,10 @@ async def test_native_function_calling_round_trip_keeps_signatures(world: World)
     ]
 
 
-async def test_native_policy_prompt_limits_and_tools_in_geminis_shape(world: World) -> None:
+async def test_governed_policy_prompt_limits_and_tools_in_geminis_shape(world: World) -> None:
+    """An agent with a tool policy is served through the translation (for the answers' tool
+    guard); its tool policy is applied in Gemini's shape first, so the refused googleSearch is
+    removed, and the upstream gets the same request as the native path would send."""
     tools: list[Any] = [
         types.Tool(function_declarations=[WEATHER, DELETE]),
         types.Tool(google_search=types.GoogleSearch()),
@@ -341,7 +353,6 @@ async def test_native_policy_prompt_limits_and_tools_in_geminis_shape(world: Wor
     assert world.gemini.requests[0].body == {
         "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
         "systemInstruction": {
-            "role": "user",
             "parts": [{"text": f"You are Weather bot on {MODEL}."}, {"text": "Client rules."}],
         },
         "tools": [
@@ -366,6 +377,48 @@ async def test_native_policy_prompt_limits_and_tools_in_geminis_shape(world: Wor
         "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
         "systemInstruction": {"parts": [{"text": f"You are Weather bot on {MODEL}."}]},
         "generationConfig": {"temperature": 1.5, "maxOutputTokens": 10},
+    }
+
+
+async def test_native_policy_prompt_and_limits_in_geminis_shape(world: World) -> None:
+    """Without a tool policy the request goes to Gemini natively, the policy applied as it is."""
+    tools: list[Any] = [
+        types.Tool(function_declarations=[WEATHER]),
+        types.Tool(google_search=types.GoogleSearch()),
+    ]
+    async with world.sidecar() as url, gemini_client(url, "prompted") as client:
+        raw: Any = await client.aio.models.generate_content(
+            model=MODEL,
+            contents="hi",
+            config=types.GenerateContentConfig(
+                system_instruction="Client rules.", max_output_tokens=4000, tools=tools
+            ),
+        )
+    assert raw.text == "echo: hi"
+    assert "x-astra-tools-removed" not in raw.sdk_http_response.headers
+    assert world.gemini.requests[0].body == {
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "systemInstruction": {
+            "role": "user",
+            "parts": [{"text": f"You are Weather bot on {MODEL}."}, {"text": "Client rules."}],
+        },
+        "tools": [
+            {"googleSearch": {}},  # the SDK sends it first
+            {
+                "functionDeclarations": [
+                    {
+                        "name": "get_weather",
+                        "description": "Current weather",
+                        "parameters": {
+                            "type": "OBJECT",
+                            "properties": {"city": {"type": "STRING"}},
+                            "required": ["city"],
+                        },
+                    }
+                ]
+            },
+        ],
+        "generationConfig": {"maxOutputTokens": 256, "temperature": 0.3},
     }
 
 
