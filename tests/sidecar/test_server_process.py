@@ -112,3 +112,26 @@ def test_serve_refuses_a_broken_config_with_diagnostics(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert f"{config}:3:" in done.stderr
+
+
+def test_workers_share_one_port_and_stop_together(tmp_path: Path) -> None:
+    config = tmp_path / "astra.yml"
+    config.write_text(textwrap.dedent(DEMO.format(reply="many")))
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "compiler", "serve", str(config), "--port", str(port), "--workers", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert _wait_until(lambda: _get(base + "/readyz")[0] == 200)
+        assert all(_ask(base) == "many" for _ in range(20))
+        children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+        assert len(children) == 2
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert all(not Path(f"/proc/{pid}").exists() for pid in children)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
