@@ -104,7 +104,7 @@ class _Exchange:
                 _url(request.url),
                 data=request.body,
                 headers=request.headers,
-                timeout=_connect_timeout(self._timeouts.connect_s),
+                timeout=_client_timeout(self._timeouts.connect_s, self._timeouts.idle_s),
                 allow_redirects=False,
             )
         except (aiohttp.ClientError, OSError) as exc:
@@ -138,11 +138,9 @@ class _Exchange:
     async def chunks(self) -> AsyncIterator[bytes]:
         assert self._response is not None
         stream = self._response.content
-        idle_s = self._timeouts.idle_s
         while True:
             try:
-                async with asyncio.timeout(idle_s):
-                    data = await stream.readany()
+                data = await stream.readany()
             except (TimeoutError, aiohttp.ClientError) as exc:
                 raise _network_error(exc) from exc
             if not data:
@@ -157,8 +155,10 @@ def _url(url: str) -> URL:
 
 
 @functools.lru_cache(maxsize=64)
-def _connect_timeout(connect_s: float) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=None, sock_connect=connect_s)
+def _client_timeout(connect_s: float, idle_s: float) -> aiohttp.ClientTimeout:
+    """Connect, and the longest silence between two reads (aiohttp's own per-read timer, which is
+    cheaper than a timer per chunk); the attempt and the deadline are bounded by the caller."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect_s, sock_read=idle_s)
 
 
 def _network_error(exc: BaseException) -> UpstreamNetworkError:

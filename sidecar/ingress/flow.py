@@ -301,8 +301,10 @@ class _Relay:
                     if payloads and (encoded := self._encode(payloads)):
                         await self._response.write(encoded)
                 tail = opened.translator.finish()
-                if tail and not opened.native and (encoded := self._encode(tail)):
-                    await self._response.write(encoded)
+                # The last chunks and the stream's terminator go out in one write.
+                encoded = self._encode(tail) if tail and not opened.native else b""
+                if closing := encoded + self.close():
+                    await self._response.write(closing)
         except UpstreamError as exc:
             return exc.failure, False
         except TimeoutError:
@@ -333,9 +335,6 @@ async def _stream(
         )
         failure, relayed = await relay.rest(ctx.deadline)
         if failure is None:
-            closing = relay.close()
-            if closing:
-                await response.write(closing)
             opened.permit.success()
         else:
             record.error_code = failure.code

@@ -367,3 +367,24 @@ async def test_a_refused_passthrough_key_is_the_callers_error_not_a_fallback(
     assert caught.value.response.headers["x-astra-attempts"] == "1"
     assert primary.received[0].headers["Authorization"] == "Bearer sk-callers-own"
     assert fallback.received == [], "the sidecar's own key must not serve a call whose key was refused"
+
+
+async def test_a_stream_that_goes_silent_ends_with_a_timeout_event(tmp_path: Path, upstreams: Upstreams) -> None:
+    primary, fallback = upstreams
+    primary.script = [Step("sse", chunks=text_chunks(["first", "late"]), chunk_delay_s=1.5)]
+    yaml = two_provider_yaml(primary.url, fallback.url, extra="timeouts: {streamIdleMs: 200}")
+    table = compile_yaml(tmp_path, yaml)
+    async with running_sidecar(table, env=ENV, clock=MonotonicClock()) as sidecar:
+        stream = await sidecar.client().chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        seen: list[str] = []
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(openai.APIError) as caught:
+            async for chunk in stream:
+                seen.append(chunk.choices[0].delta.content or "")
+        elapsed = loop.time() - started
+    assert seen == [""]
+    assert caught.value.body["code"] == "upstream_timeout"  # type: ignore[index]
+    assert elapsed < 1.4, "the idle timer, not the upstream's next chunk, ended the stream"
