@@ -137,12 +137,26 @@ def _unsupported(what: str, *, code: str = "unsupported_parameter", param: str |
     return ClientError(400, f"{what} is not supported by provider claude", code=code, param=param)
 
 
+def _parts(content: Any) -> list[Json]:
+    """The content parts of a message that is not a plain string: an array of objects, or a 400."""
+    if content is None:
+        return []
+    if not isinstance(content, list) or not all(isinstance(part, dict) for part in content):
+        raise ClientError(
+            400,
+            "message content must be a string or an array of objects",
+            code="invalid_content",
+            param="messages",
+        )
+    return content
+
+
 def _text_of_parts(content: Any, role: str) -> list[Json]:
     """Text blocks of a system/developer message (string or text parts)."""
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
     blocks: list[Json] = []
-    for part in content or ():
+    for part in _parts(content):
         if part.get("type") != "text":
             raise _unsupported(
                 f"a {part.get('type')!r} part in a {role} message",
@@ -184,7 +198,7 @@ def _content_blocks(content: Any) -> list[Json]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
     blocks: list[Json] = []
-    for part in content:
+    for part in _parts(content):
         kind = part.get("type")
         if kind == "text" or kind == "refusal":
             text = part.get(kind)
@@ -221,10 +235,17 @@ def _tool_input(arguments: Any) -> Json:
     return parsed
 
 
-def _tool_use_block(call: Json) -> Json:
+def _tool_use_block(call: Any) -> Json:
+    function = (call.get("function") or {}) if isinstance(call, dict) else None
+    if not isinstance(function, dict):
+        raise ClientError(
+            400,
+            "assistant tool_calls[] must be objects with a function object",
+            code="invalid_tool_call",
+            param="messages",
+        )
     if call.get("type", "function") != "function":
         raise _unsupported(f"tool call type {call.get('type')!r}", param="messages")
-    function = call.get("function") or {}
     return {
         "type": "tool_use",
         "id": call.get("id"),
@@ -235,7 +256,12 @@ def _tool_use_block(call: Json) -> Json:
 
 def _assistant_blocks(message: Json) -> list[Json]:
     blocks = _content_blocks(message.get("content"))
-    blocks.extend(_tool_use_block(call) for call in message.get("tool_calls") or ())
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise ClientError(
+            400, "assistant tool_calls must be an array", code="invalid_tool_call", param="messages"
+        )
+    blocks.extend(_tool_use_block(call) for call in calls)
     return blocks
 
 

@@ -111,8 +111,13 @@ def _tool_input(arguments: Any, where: str) -> Json:
 
 def _assistant_blocks(message: Json, where: str) -> list[Json]:
     blocks: list[Json] = [{"text": t} for t in _text_parts(message.get("content"), where) if t]
-    for k, call in enumerate(message.get("tool_calls") or ()):
-        function = call.get("function") or {}
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise bad_request(f"{where}.tool_calls: must be an array")
+    for k, call in enumerate(calls):
+        function = (call.get("function") or {}) if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            raise bad_request(f"{where}.tool_calls[{k}]: must be an object with a function object")
         blocks.append(
             {
                 "toolUse": {
