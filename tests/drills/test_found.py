@@ -185,3 +185,20 @@ async def test_openai_messages_of_the_wrong_shape_are_a_400_on_translated_provid
         status, error = response.status, (await response.json())["error"]
     assert (status, error["type"]) == (400, "invalid_request_error"), error
     assert error["param"] == "messages" or error["param"].startswith("messages["), error
+
+
+@pytest.mark.parametrize("agent", ["claude", "bedrock"])
+@pytest.mark.parametrize("tools", [[None], ["get_weather"], [{"type": "function", "function": None}]])
+async def test_openai_tools_of_the_wrong_shape_are_a_400(
+    tmp_path: Path, agent: str, tools: list[object]
+) -> None:
+    """The fuzzer: `tools: [null]` reached the Anthropic translation (`.get` on None, a 500);
+    fixed meanwhile by the request checks of the tool-policy work, pinned here."""
+    table = compile_yaml(tmp_path, TRANSLATED)
+    env = {"ANTHROPIC_API_KEY": "sk-ant", **AWS}
+    async with running_sidecar(table, env=env) as sidecar, aiohttp.ClientSession() as session:
+        body = {"model": agent, "messages": USER, "tools": tools}
+        response = await session.post(sidecar.url + "/v1/chat/completions", json=body)
+        status, error = response.status, (await response.json())["error"]
+    assert (status, error["type"]) == (400, "invalid_request_error"), error
+    assert error["param"].startswith("tools[0]"), error
