@@ -15,6 +15,7 @@ from compiler.table import RoutingTable
 from sidecar.accesslog import AccessSink
 from sidecar.adapters.base import Failure
 from sidecar.app_keys import STATE
+from sidecar.auth.sources import presented_key
 from sidecar.clock import Clock, MonotonicClock
 from sidecar.ingress import anthropic, gemini, openai
 from sidecar.ingress.flow import error_response
@@ -88,13 +89,7 @@ def _presented_token(request: web.Request) -> str:
     (Authorization: Bearer, x-api-key, x-goog-api-key, `?key=`). With `credentials: passthrough`
     those carry the provider key, so such callers send the sidecar token as `x-astra-token`."""
     headers = request.headers
-    token = headers.get("x-astra-token") or headers.get("x-api-key") or headers.get("x-goog-api-key")
-    if token:
-        return token
-    authorization = headers.get("authorization", "")
-    if authorization[:7].lower() == "bearer ":
-        return authorization[7:].strip()
-    return request.query.get("key", "")
+    return headers.get("x-astra-token") or presented_key(headers) or request.query.get("key", "")
 
 
 def _guard(token: str | None) -> Middleware:

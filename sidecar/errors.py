@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from sidecar.adapters.base import Failure
+from sidecar.adapters.openai_shapes import openai_error_type
 
 #: Upstream request headers that carry a credential (the value, or a `Bearer` token in it).
 _CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key"})
@@ -52,7 +53,7 @@ class ClientError(AstraError):
         super().__init__(
             Failure(
                 status=status,
-                error_type=error_type or _client_error_type(status),
+                error_type=error_type or openai_error_type(status),
                 message=message,
                 code=code,
                 param=param,
@@ -115,16 +116,6 @@ class DeadlineExceededError(AstraError):
                 code="deadline_exceeded",
             )
         )
-
-
-def _client_error_type(status: int) -> str:
-    return {
-        401: "authentication_error",
-        403: "permission_error",
-        404: "not_found_error",
-        413: "invalid_request_error",
-        429: "rate_limit_error",
-    }.get(status, "invalid_request_error")
 
 
 def network_failure(message: str, *, timeout: bool = False) -> Failure:

@@ -20,7 +20,7 @@ Names (all prefixed `astra_`):
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -84,11 +84,6 @@ class Metrics:
         self._families.add(family)
         return family
 
-    @staticmethod
-    def child(metric: Any, *labels: str) -> Any:
-        """`metric.labels(*labels)` (kept for call sites written against prometheus_client)."""
-        return metric.labels(*labels)
-
     def breaker_changed(self, cluster: str, provider: str, new_state: str) -> None:
         self.breaker_state.labels(cluster, provider).set(_BREAKER_VALUE[new_state])
         self.breaker_transitions.labels(cluster, provider, new_state).inc()
@@ -96,10 +91,10 @@ class Metrics:
     def count_usage(self, agent: str, provider: str, usage: Usage | None) -> None:
         if usage is None:
             return
-        self.child(self.tokens, agent, provider, "prompt").inc(usage.prompt_tokens)
-        self.child(self.tokens, agent, provider, "completion").inc(usage.completion_tokens)
+        self.tokens.labels(agent, provider, "prompt").inc(usage.prompt_tokens)
+        self.tokens.labels(agent, provider, "completion").inc(usage.completion_tokens)
         if usage.cached_tokens:
-            self.child(self.tokens, agent, provider, "cached").inc(usage.cached_tokens)
+            self.tokens.labels(agent, provider, "cached").inc(usage.cached_tokens)
 
     def serving(self, table_hash: str, schema_version: int) -> None:
         self.table_info.clear()

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from compiler.table import RetryPolicy
@@ -125,7 +125,6 @@ class RequestContext:
     removed_tools: tuple[str, ...] = ()
     attempts: int = 0
     served_by: ClusterRuntime | None = None
-    tried: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -173,13 +172,11 @@ async def run_plan(ctx: RequestContext, attempt: Callable[[ClusterRuntime, Permi
     last: AstraError | None = None
     for index, cluster in enumerate(ctx.agent.plan):
         if index:
-            ctx.metrics.child(ctx.metrics.fallbacks, ctx.agent.agent.id, cluster.cluster.provider).inc()
+            ctx.metrics.fallbacks.labels(ctx.agent.agent.id, cluster.cluster.provider).inc()
         try:
             result = await _try_cluster(ctx, cluster, attempt)
         except BreakerOpenError as exc:
-            ctx.metrics.child(
-                ctx.metrics.attempts, ctx.agent.agent.id, cluster.cluster.provider, "breaker_open"
-            ).inc()
+            ctx.metrics.attempts.labels(ctx.agent.agent.id, cluster.cluster.provider, "breaker_open").inc()
             last = last or exc
             continue
         except UpstreamError as exc:
@@ -205,21 +202,20 @@ async def _try_cluster(
         if permit is None:
             raise BreakerOpenError(cluster.cluster.key)
         ctx.attempts += 1
-        ctx.tried.append(cluster.cluster.key)
         if retry:
-            ctx.metrics.child(ctx.metrics.retries, agent_id, provider).inc()
+            ctx.metrics.retries.labels(agent_id, provider).inc()
         started = ctx.clock.now()
         try:
             result = await _bounded(ctx, remaining, attempt(cluster, permit))
         except DeadlineExceededError:
             permit.failure()
             # Counted like an attempt that ran out of `attemptMs`: it timed out upstream.
-            ctx.metrics.child(ctx.metrics.attempts, agent_id, provider, "network").inc()
+            ctx.metrics.attempts.labels(agent_id, provider, "network").inc()
             raise
         except UpstreamError as exc:
             _report(permit, exc)
             outcome = "network" if isinstance(exc, UpstreamNetworkError) else "error"
-            ctx.metrics.child(ctx.metrics.attempts, agent_id, provider, outcome).inc()
+            ctx.metrics.attempts.labels(agent_id, provider, outcome).inc()
             delay = _retry_delay(ctx, cluster, exc, retry)
             if delay is None:
                 raise
@@ -229,10 +225,8 @@ async def _try_cluster(
             permit.release()
             raise
         finally:
-            ctx.metrics.child(ctx.metrics.upstream_seconds, provider).observe(
-                max(0.0, ctx.clock.now() - started)
-            )
-        ctx.metrics.child(ctx.metrics.attempts, agent_id, provider, "ok").inc()
+            ctx.metrics.upstream_seconds.labels(provider).observe(max(0.0, ctx.clock.now() - started))
+        ctx.metrics.attempts.labels(agent_id, provider, "ok").inc()
         return result
     raise AssertionError("unreachable: the last retry either returns or raises")
 

@@ -37,13 +37,7 @@ class ServeOptions:
 
 
 def serve_main(args: argparse.Namespace) -> int:
-    path = next(getattr(args, n) for n in ("config", "source", "file", "path") if getattr(args, n, None))
-    options = ServeOptions(
-        path=path,
-        host=getattr(args, "host", None),
-        port=getattr(args, "port", None),
-        workers=max(1, int(getattr(args, "workers", 1) or 1)),
-    )
+    options = ServeOptions(path=args.config, host=args.host, port=args.port, workers=max(1, args.workers))
     return serve(options)
 
 

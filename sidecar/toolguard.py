@@ -90,7 +90,7 @@ class ToolGuard:
     def reporter(self, metrics: Metrics, request_id: str) -> OnBlock:
         def blocked(name: str) -> None:
             safe = printable(name)
-            metrics.child(metrics.tool_calls_blocked, self.agent_id, self.label(name)).inc()
+            metrics.tool_calls_blocked.labels(self.agent_id, self.label(name)).inc()
             log.warning(
                 "tool call %s blocked by the agent's tool policy",
                 safe,

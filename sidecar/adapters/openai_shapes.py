@@ -112,14 +112,6 @@ class ChunkWriter:
         return orjson.dumps(body)
 
 
-def error_body(
-    status: int, error_type: str, message: str, code: str | None, param: str | None = None
-) -> bytes:
-    """OpenAI `ErrorResponse`: all four keys present."""
-    del status
-    return orjson.dumps({"error": {"message": message, "type": error_type, "param": param, "code": code}})
-
-
 def openai_error_type(status: int) -> str:
     """The OpenAI error `type` for an HTTP status the sidecar returns."""
     if status == 401:

@@ -57,16 +57,22 @@ class EnvKeySource:
         return None
 
 
-def caller_key(inbound: Mapping[str, str]) -> str | None:
-    """The caller's own provider key, from whichever header its SDK uses."""
+def presented_key(inbound: Mapping[str, str]) -> str | None:
+    """The key a caller's SDK sent, as sent: x-api-key, x-goog-api-key or Authorization: Bearer."""
     for header in ("x-api-key", "x-goog-api-key"):
         value = inbound.get(header)
         if value:
-            return _checked(value)
+            return value
     authorization = inbound.get("authorization", "")
     if authorization[: len(_BEARER)].lower() == _BEARER:
-        return _checked(authorization[len(_BEARER) :].strip()) or None
+        return authorization[len(_BEARER) :].strip() or None
     return None
+
+
+def caller_key(inbound: Mapping[str, str]) -> str | None:
+    """The caller's own provider key, checked fit to go into an upstream header."""
+    key = presented_key(inbound)
+    return _checked(key) if key is not None else None
 
 
 def _checked(key: str) -> str:

@@ -161,10 +161,8 @@ async def serve(request: web.Request, codec: IngressCodec) -> web.StreamResponse
         if ctx is not None:
             record.attempts = ctx.attempts
             agent_id = ctx.agent.agent.id
-            shared.metrics.child(shared.metrics.request_seconds, agent_id).observe(elapsed)
-            shared.metrics.child(
-                shared.metrics.requests, agent_id, record.provider or "none", str(record.status)
-            ).inc()
+            shared.metrics.request_seconds.labels(agent_id).observe(elapsed)
+            shared.metrics.requests.labels(agent_id, record.provider or "none", str(record.status)).inc()
         record.emit(shared.access_sink)
         state.leave()
 
@@ -192,7 +190,7 @@ async def _context(
     shape, removed = _shape_for(codec, call, agent)
     shared = state.shared
     if removed:
-        shared.metrics.child(shared.metrics.tools_removed, agent.agent.id).inc(len(removed))
+        shared.metrics.tools_removed.labels(agent.agent.id).inc(len(removed))
     ctx = RequestContext(
         agent=agent,
         shape=shape,
@@ -330,9 +328,7 @@ async def _stream(
     try:
         await response.prepare(request)
         await relay.first()
-        ctx.metrics.child(ctx.metrics.ttft_seconds, ctx.agent.agent.id).observe(
-            max(0.0, ctx.clock.now() - ctx.started)
-        )
+        ctx.metrics.ttft_seconds.labels(ctx.agent.agent.id).observe(max(0.0, ctx.clock.now() - ctx.started))
         failure, relayed = await relay.rest(ctx.deadline)
         if failure is None:
             opened.permit.success()
