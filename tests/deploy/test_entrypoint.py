@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ import pytest
 from compiler.loader import compile_file
 from compiler.table import dump_table_json
 from tests.deploy.repo_files import default_command, parse_containerfile
+from tests.processes import free_port, wait_until
 
 PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER = 24, 1, 2, 3
 CONFIG = """\
@@ -42,30 +42,12 @@ READ_ONLY_DIR = stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP | stat
 READ_ONLY_FILE = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _get(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
-
-
-def _wait_until(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except OSError:
-            pass
-        time.sleep(0.05)
-    return False
 
 
 def _files_under(*roots: Path) -> set[Path]:
@@ -116,7 +98,11 @@ def _command(box: Box, port: int) -> list[str]:
     """The image's ENTRYPOINT + CMD, with the table path, the address and the port of this test."""
     argv = default_command()
     assert argv[:3] == ["astra", "serve", "/etc/astra/routing-table.json"]
-    replaced = {"/etc/astra/routing-table.json": str(box.table_path), "0.0.0.0": "127.0.0.1", "8080": str(port)}
+    replaced = {
+        "/etc/astra/routing-table.json": str(box.table_path),
+        "0.0.0.0": "127.0.0.1",
+        "8080": str(port),
+    }
     return [sys.executable, "-m", "compiler", *(replaced.get(a, a) for a in argv[1:])]
 
 
@@ -143,16 +129,20 @@ def _without_root_file_powers() -> None:
 
 def _start(box: Box, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        _command(box, port), cwd=box.home, env=_image_env(box),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        _command(box, port),
+        cwd=box.home,
+        env=_image_env(box),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         preexec_fn=_without_root_file_powers if os.geteuid() == 0 else None,
     )
 
 
 def _ask(base: str, agent: str, results: list[tuple[int, str]]) -> None:
     body = json.dumps({"model": agent, "messages": [{"role": "user", "content": "hi"}]}).encode()
-    request = urllib.request.Request(base + "/v1/chat/completions", data=body,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        base + "/v1/chat/completions", data=body, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         results.append((response.status, json.loads(response.read())["choices"][0]["message"]["content"]))
 
@@ -165,12 +155,12 @@ def _healthcheck(port: int) -> int:
 
 
 def test_the_image_command_serves_from_a_read_only_tree_and_drains_on_sigterm(box: Box) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     before = _files_under(box.etc, box.home)
     process = _start(box, port)
     try:
-        assert _wait_until(lambda: _get(base + "/healthz")[0] == 200), "never became live"
+        assert wait_until(lambda: _get(base + "/healthz")[0] == 200), "never became live"
         status, body = _get(base + "/readyz")
         assert (status, json.loads(body)["tableHash"]) == (200, box.hash)
         assert f'astra_table_info{{hash="{box.hash}",schema_version="1"}} 1.0' in _get(base + "/metrics")[1]
@@ -181,7 +171,7 @@ def test_the_image_command_serves_from_a_read_only_tree_and_drains_on_sigterm(bo
         in_flight.start()
         time.sleep(0.3)
         process.send_signal(signal.SIGTERM)
-        assert _wait_until(lambda: _get(base + "/readyz")[0] == 503, timeout=5), "/readyz never turned 503"
+        assert wait_until(lambda: _get(base + "/readyz")[0] == 503, timeout=5), "/readyz never turned 503"
         in_flight.join(timeout=10)
         assert results == [(200, "finished")], "the request in flight must finish during the drain"
         assert process.wait(timeout=10) == 0
@@ -195,16 +185,24 @@ def test_the_image_command_serves_from_a_read_only_tree_and_drains_on_sigterm(bo
 
 
 def test_the_healthcheck_fails_when_nothing_listens() -> None:
-    assert _healthcheck(_free_port()) != 0
+    assert _healthcheck(free_port()) != 0
 
 
 def test_the_box_is_read_only_for_the_sidecar_process(box: Box) -> None:
     """The control for the test above: what the sidecar runs as cannot write where it must not."""
     probe = "import sys; open(sys.argv[1], 'w')"
     for target in (box.home / "x", box.etc / "x"):
-        done = subprocess.run([sys.executable, "-c", probe, str(target)], capture_output=True, text=True,
-                              preexec_fn=_without_root_file_powers if os.geteuid() == 0 else None, timeout=30)
+        done = subprocess.run(
+            [sys.executable, "-c", probe, str(target)],
+            capture_output=True,
+            text=True,
+            preexec_fn=_without_root_file_powers if os.geteuid() == 0 else None,
+            timeout=30,
+        )
         assert done.returncode == 1 and "PermissionError" in done.stderr, done.stderr
-    done = subprocess.run([sys.executable, "-c", probe, str(box.tmp / "x")], timeout=30,
-                          preexec_fn=_without_root_file_powers if os.geteuid() == 0 else None)
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(box.tmp / "x")],
+        timeout=30,
+        preexec_fn=_without_root_file_powers if os.geteuid() == 0 else None,
+    )
     assert done.returncode == 0

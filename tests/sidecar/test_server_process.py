@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -16,18 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import free_port, wait_until
+
 DEMO = """
     version: 1
     settings: {{drainGraceMs: 2000}}
     agents:
       demo: {{model: {{provider: mock, modelId: demo, mock: {{reply: "{reply}"}}}}}}
     """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get(url: str) -> tuple[int, dict[str, object]]:
@@ -40,32 +35,23 @@ def _get(url: str) -> tuple[int, dict[str, object]]:
 
 def _ask(base: str) -> str:
     body = json.dumps({"model": "demo", "messages": [{"role": "user", "content": "hi"}]}).encode()
-    request = urllib.request.Request(base + "/v1/chat/completions", data=body,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        base + "/v1/chat/completions", data=body, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=5) as response:
         return str(json.loads(response.read())["choices"][0]["message"]["content"])
-
-
-def _wait_until(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except OSError:
-            pass
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture
 def served(tmp_path: Path):  # type: ignore[no-untyped-def]
     config = tmp_path / "astra.yml"
     config.write_text(textwrap.dedent(DEMO.format(reply="one")))
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "compiler", "serve", str(config), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -79,17 +65,17 @@ def served(tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_serve_reloads_and_drains(served) -> None:  # type: ignore[no-untyped-def]
     process, base, config = served
     started = time.monotonic()
-    assert _wait_until(lambda: _get(base + "/readyz")[0] == 200)
+    assert wait_until(lambda: _get(base + "/readyz")[0] == 200, timeout=10.0)
     ready_s = time.monotonic() - started
     assert ready_s < 5.0
     assert _ask(base) == "one"
 
     config.write_text(textwrap.dedent(DEMO.format(reply="two")))
-    assert _wait_until(lambda: _ask(base) == "two"), "file change did not reload"
+    assert wait_until(lambda: _ask(base) == "two", timeout=10.0), "file change did not reload"
 
     config.write_text(textwrap.dedent(DEMO.format(reply="three")))
     process.send_signal(signal.SIGHUP)
-    assert _wait_until(lambda: _ask(base) == "three"), "SIGHUP did not reload"
+    assert wait_until(lambda: _ask(base) == "three", timeout=10.0), "SIGHUP did not reload"
 
     config.write_text("version: 1\nagents: [oops\n")
     process.send_signal(signal.SIGHUP)
@@ -108,8 +94,9 @@ def test_serve_reloads_and_drains(served) -> None:  # type: ignore[no-untyped-de
 def test_serve_refuses_a_broken_config_with_diagnostics(tmp_path: Path) -> None:
     config = tmp_path / "astra.yml"
     config.write_text("version: 1\nagents:\n  demo: {model: {provider: nope, modelId: x}}\n")
-    done = subprocess.run([sys.executable, "-m", "compiler", "serve", str(config)],
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-m", "compiler", "serve", str(config)], capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 2
     assert f"{config}:3:" in done.stderr
 
@@ -117,16 +104,19 @@ def test_serve_refuses_a_broken_config_with_diagnostics(tmp_path: Path) -> None:
 def test_workers_share_one_port_and_stop_together(tmp_path: Path) -> None:
     config = tmp_path / "astra.yml"
     config.write_text(textwrap.dedent(DEMO.format(reply="many")))
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "compiler", "serve", str(config), "--port", str(port), "--workers", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        assert _wait_until(lambda: _get(base + "/readyz")[0] == 200)
+        assert wait_until(lambda: _get(base + "/readyz")[0] == 200, timeout=10.0)
         assert all(_ask(base) == "many" for _ in range(20))
-        children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+        children = subprocess.run(
+            ["pgrep", "-P", str(process.pid)], capture_output=True, text=True
+        ).stdout.split()
         assert len(children) == 2
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
