@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from compiler.budget import attempt_budget, backoff_ms, unreachable_from
 from compiler.table import Agent, Cluster, MockBehavior, RoutingTable
+from compiler.table.retry import attempt_budget, backoff_ms, unreachable_from
 
 
 def _credentials(cluster: Cluster) -> str:

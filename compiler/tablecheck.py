@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from compiler.budget import attempt_budget, unreachable_from
 from compiler.build import Origins
 from compiler.diagnostics import Diagnostic
 from compiler.table import Agent, Cluster, RoutingTable
+from compiler.table.retry import attempt_budget, unreachable_from
 from compiler.yamlpos import Path, YamlDocument
 
 

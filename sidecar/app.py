@@ -13,14 +13,16 @@ from aiohttp.typedefs import Middleware
 
 from compiler.table import RoutingTable
 from sidecar.accesslog import AccessSink
-from sidecar.adapters.base import Failure
 from sidecar.app_keys import STATE
 from sidecar.auth.sources import presented_key
 from sidecar.clock import Clock, MonotonicClock
-from sidecar.ingress import anthropic, gemini, openai
-from sidecar.ingress.flow import error_response
 from sidecar.metrics import Metrics
+from sidecar.protocols.anthropic import ingress as anthropic
+from sidecar.protocols.base import Failure
+from sidecar.protocols.gemini import ingress as gemini
+from sidecar.protocols.openai import ingress as openai
 from sidecar.runtime import CredentialFactory, SharedState
+from sidecar.serving.flow import error_response
 from sidecar.state import AppState
 
 log = logging.getLogger("astra.sidecar")

@@ -20,15 +20,15 @@ import orjson
 from compiler.providers import PROVIDERS, normalise_base_url
 from compiler.table import Agent, Cluster, Credentials, RoutingTable
 from sidecar.accesslog import AccessSink, LoggingSink
-from sidecar.adapters import ADAPTERS
-from sidecar.adapters.base import Adapter
 from sidecar.auth import CredentialSource
 from sidecar.auth.sources import EnvKeySource, NoAuthSource, PassthroughSource, UnavailableSource
-from sidecar.breaker import ClusterBreaker
 from sidecar.clock import Clock
 from sidecar.metrics import Metrics
-from sidecar.mock import MockTransport
-from sidecar.policy import AgentPolicy
+from sidecar.policy.agent import AgentPolicy
+from sidecar.protocols import ADAPTERS
+from sidecar.protocols.base import Adapter
+from sidecar.protocols.mock.transport import MockTransport
+from sidecar.resilience.breaker import ClusterBreaker
 from sidecar.upstream import HttpTransport, Transport
 
 log = logging.getLogger("astra.sidecar")

@@ -23,8 +23,8 @@ from cachetools import LRUCache
 from yarl import URL
 
 from compiler.table import Cluster
-from sidecar.adapters.base import UpstreamRequest
 from sidecar.errors import UpstreamNetworkError, network_failure
+from sidecar.protocols.base import UpstreamRequest
 
 _RETIRE_POLL_S = 0.05
 _RETIRE_MAX_S = 300.0

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from sidecar.adapters.base import AuthMaterial
+from sidecar.protocols.base import AuthMaterial
 
 
 class CredentialSource(Protocol):

@@ -49,9 +49,9 @@ from botocore.exceptions import (
 from botocore.session import Session, get_session
 
 from compiler.table import Cluster
-from sidecar.adapters.base import AuthMaterial, AwsCredentials, Failure, Secret
-from sidecar.adapters.bedrock import cluster_region
 from sidecar.errors import UpstreamError
+from sidecar.protocols.base import AuthMaterial, AwsCredentials, Failure, Secret
+from sidecar.protocols.bedrock import cluster_region
 
 BEARER_TOKEN_ENV = "AWS_BEARER_TOKEN_BEDROCK"
 

@@ -37,9 +37,9 @@ import google.oauth2.service_account
 from cachetools import TLRUCache
 
 from compiler.table import Cluster, VertexTarget
-from sidecar.adapters.base import AuthMaterial, Failure, Secret
 from sidecar.clock import Clock, MonotonicClock
 from sidecar.errors import UpstreamError, UpstreamNetworkError, UpstreamStatusError
+from sidecar.protocols.base import AuthMaterial, Failure, Secret
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 
 from compiler.providers import KEYLESS_PLACEHOLDER
 from compiler.table import Cluster
-from sidecar.adapters.base import NO_AUTH, AuthMaterial, Failure, Secret
 from sidecar.errors import ClientError, UpstreamError
+from sidecar.protocols.base import NO_AUTH, AuthMaterial, Failure, Secret
 
 _BEARER = "bearer "
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]*")

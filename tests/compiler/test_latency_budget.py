@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from compiler.budget import attempt_budget, backoff_ms, unreachable_from
 from compiler.table import RetryPolicy, Timeouts
+from compiler.table.retry import attempt_budget, backoff_ms, unreachable_from
 
 
 def test_backoff_doubles_caps_and_adds_jitter() -> None:

@@ -15,8 +15,8 @@ from google import genai
 from google.genai import errors, types
 
 from compiler.table import ToolPolicy
-from sidecar.contextlimit import estimate_tokens, fit_plan, output_reserve
 from sidecar.errors import ClientError
+from sidecar.policy.context import estimate_tokens, fit_plan, output_reserve
 from tests.fakes.openai_upstream import FakeOpenAI, Step, completion
 from tests.sidecar.harness import Sidecar, compile_yaml, running_sidecar
 

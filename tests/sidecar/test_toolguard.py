@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from compiler.table import ToolPolicy
-from sidecar.toolguard import StreamGuard, ToolGuard, printable, refusal
+from sidecar.policy.tools import StreamGuard, ToolGuard, printable, refusal
 
 DENY_REFUND = ToolPolicy(deny=("refund",))
 REFUND_REFUSAL = 'Tool call "refund" was blocked by this gateway\'s policy.'

@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 
 from compiler.table import BreakerPolicy, Cluster, Credentials, RequestRules
-from sidecar.adapters.base import AuthMaterial, AwsCredentials, Secret
 from sidecar.auth import CredentialSource
 from sidecar.auth.aws import AwsCredentialError, AwsCredentialSource, resolve_cluster, resolve_region
+from sidecar.protocols.base import AuthMaterial, AwsCredentials, Secret
 
 NO_FILES = {
     "AWS_CONFIG_FILE": "/nonexistent/aws-config",

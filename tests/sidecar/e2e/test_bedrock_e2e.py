@@ -54,7 +54,7 @@ WEATHER: ChatCompletionFunctionToolParam = {
 
 async def _transport_keeps_encoded_paths() -> bool:
     """Whether `sidecar.upstream` sends `%3A` as is (SigV4 signs the path it was given)."""
-    from sidecar.adapters.base import UpstreamRequest
+    from sidecar.protocols.base import UpstreamRequest
     from sidecar.upstream import AttemptTimeouts, HttpTransport
 
     seen: list[str] = []

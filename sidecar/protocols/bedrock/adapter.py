@@ -1,0 +1,76 @@
+"""`BedrockAdapter`: the `bedrock` wire format's four adapter operations, wired to their modules."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import orjson
+
+from compiler.table import Agent, Cluster
+from sidecar.errors import UpstreamNetworkError
+from sidecar.protocols.base import AuthMaterial, Body, Completion, Failure, UpstreamRequest
+from sidecar.protocols.bedrock.errors import classify, malformed
+from sidecar.protocols.bedrock.request import converse_body
+from sidecar.protocols.bedrock.response import finish_reason, response_message, usage_from
+from sidecar.protocols.bedrock.signing import cluster_region, no_region, operation_url, sign_headers
+from sidecar.protocols.bedrock.stream import EVENT_STREAM_TYPE, BedrockStreamTranslator
+from sidecar.protocols.openai import wire as shapes
+
+
+def _model(cluster: Cluster, request: Body) -> str:
+    model = request.get("model")
+    return model if isinstance(model, str) and model else cluster.model_id
+
+
+class BedrockAdapter:
+    """The `bedrock` wire format (Converse / ConverseStream)."""
+
+    def build_request(
+        self, cluster: Cluster, agent: Agent, body: Body, auth: AuthMaterial
+    ) -> UpstreamRequest:
+        stream = bool(body.get("stream"))
+        payload = orjson.dumps(converse_body(body, agent))
+        url = operation_url(cluster, stream)
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": EVENT_STREAM_TYPE if stream else "application/json",
+        }
+        headers.update(cluster.headers)
+        if auth.token is not None:
+            headers["Authorization"] = f"Bearer {auth.token.reveal()}"
+        elif auth.aws is not None:
+            region = cluster_region(cluster)
+            if region is None:
+                raise no_region(cluster)
+            headers = sign_headers(url, headers, payload, auth.aws, region)
+        return UpstreamRequest(url=url, headers=headers, body=payload, stream=stream)
+
+    def parse_response(self, cluster: Cluster, request: Body, raw: bytes) -> Completion:
+        try:
+            data = orjson.loads(raw)
+            message = data["output"]["message"]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise UpstreamNetworkError(
+                malformed("malformed Bedrock Converse response", "bad_upstream_response"), cluster.key
+            ) from exc
+        usage = usage_from(data["usage"]) if isinstance(data.get("usage"), dict) else None
+        body = shapes.completion(
+            id=shapes.completion_id(),
+            model=_model(cluster, request),
+            created=shapes.now_s(),
+            message=response_message(message.get("content") if isinstance(message, dict) else None),
+            finish_reason=finish_reason(data.get("stopReason")),
+            usage=usage,
+        )
+        return Completion(body=body, usage=usage)
+
+    def stream_translator(self, cluster: Cluster, request: Body) -> BedrockStreamTranslator:
+        options = request.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        return BedrockStreamTranslator(_model(cluster, request), include_usage, cluster.key)
+
+    def classify_error(
+        self, cluster: Cluster, status: int, headers: Mapping[str, str], raw: bytes
+    ) -> Failure:
+        del cluster
+        return classify(status, headers, raw)

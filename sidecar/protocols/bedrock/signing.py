@@ -1,0 +1,59 @@
+"""Where a Converse request goes, and its SigV4 signature (the two are coupled by the path).
+
+The model id is percent-encoded in the path (`:` → `%3A`, `/` → `%2F`) exactly as botocore's
+serializer does; botocore's `SigV4Auth` (signing name `bedrock`) encodes that path again for the
+canonical request and signs the SHA-256 of the exact body bytes, so the I/O layer must send the
+path unchanged. The region is `cluster.region`, else parsed from a regional base URL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from urllib.parse import quote, urlsplit
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import ReadOnlyCredentials
+
+from compiler.table import Cluster
+from sidecar.errors import UpstreamError
+from sidecar.protocols.base import AwsCredentials, Failure
+
+SIGNING_NAME = "bedrock"
+
+_REGIONAL_HOST = re.compile(r"^bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
+
+
+def cluster_region(cluster: Cluster) -> str | None:
+    if cluster.region:
+        return cluster.region
+    match = _REGIONAL_HOST.match(urlsplit(cluster.base_url).hostname or "")
+    return match.group(1) if match else None
+
+
+def no_region(cluster: Cluster) -> UpstreamError:
+    message = "no AWS region configured for Bedrock (set region or AWS_REGION)"
+    return UpstreamError(Failure(500, "server_error", message, code="bedrock_misconfigured"), cluster.key)
+
+
+def operation_url(cluster: Cluster, stream: bool) -> str:
+    base = cluster.base_url.rstrip("/")
+    if not base:
+        region = cluster_region(cluster)
+        if region is None:
+            raise no_region(cluster)
+        base = f"https://bedrock-runtime.{region}.amazonaws.com"
+    operation = "converse-stream" if stream else "converse"
+    return f"{base}/model/{quote(cluster.model_id, safe='')}/{operation}"
+
+
+def sign_headers(
+    url: str, headers: Mapping[str, str], body: bytes, credentials: AwsCredentials, region: str
+) -> dict[str, str]:
+    """`headers` plus `X-Amz-Date`, `X-Amz-Security-Token` and `Authorization`, by botocore."""
+    request = AWSRequest(method="POST", url=url, data=body, headers=dict(headers))
+    token = credentials.token.reveal() if credentials.token is not None else None
+    signer_credentials = ReadOnlyCredentials(credentials.access_key, credentials.secret_key.reveal(), token)
+    SigV4Auth(signer_credentials, SIGNING_NAME, region).add_auth(request)
+    return {name: str(value) for name, value in request.headers.items()}

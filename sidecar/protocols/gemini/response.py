@@ -1,0 +1,149 @@
+"""A whole `GenerateContentResponse` → an OpenAI `chat.completion`, and the pieces the stream
+translator shares with it (finish reasons, usage, visible text, tool calls).
+
+`finishReason` is `STOP` even for function calls → `tool_calls`; MAX_TOKENS → `length`;
+SAFETY/RECITATION/BLOCKLIST/… → `content_filter`; `promptFeedback.blockReason` without candidates
+→ `content_filter` with empty content. `thought` parts are not shown. Usage: prompt =
+`promptTokenCount + toolUsePromptTokenCount`, cached = `cachedContentTokenCount`, completion =
+`candidatesTokenCount + thoughtsTokenCount`, reasoning = `thoughtsTokenCount` (always reported).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from sidecar.protocols.base import Usage
+from sidecar.protocols.gemini.ids import call_nonce, encode_call_id
+from sidecar.protocols.gemini.json_values import as_dict
+from sidecar.protocols.openai.wire import (
+    Json,
+    assistant_message,
+    completion_id,
+    now_s,
+    tool_call,
+    usage_json,
+)
+
+_FILTER_REASONS = frozenset(
+    [
+        "SAFETY",
+        "RECITATION",
+        "BLOCKLIST",
+        "PROHIBITED_CONTENT",
+        "SPII",
+        "LANGUAGE",
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+        "IMAGE_RECITATION",
+    ]
+)
+
+
+def finish_reason(reason: Any, has_calls: bool) -> str:
+    if reason in _FILTER_REASONS:
+        return "content_filter"
+    if reason == "MAX_TOKENS":
+        return "length"
+    return "tool_calls" if has_calls else "stop"
+
+
+def usage_from_metadata(meta: Any) -> Usage | None:
+    if not isinstance(meta, dict):
+        return None
+
+    def count(key: str) -> int:
+        value = meta.get(key)
+        return value if isinstance(value, int) else 0
+
+    thoughts = count("thoughtsTokenCount")
+    return Usage(
+        prompt_tokens=count("promptTokenCount") + count("toolUsePromptTokenCount"),
+        completion_tokens=count("candidatesTokenCount") + thoughts,
+        cached_tokens=count("cachedContentTokenCount"),
+        reasoning_tokens=thoughts,
+    )
+
+
+def response_id_of(data: Json) -> str | None:
+    value = data.get("responseId")
+    return value if isinstance(value, str) and value else None
+
+
+def prompt_blocked(data: Json) -> bool:
+    return bool(as_dict(data.get("promptFeedback")).get("blockReason"))
+
+
+def candidate_index(candidate: Json, position: int) -> int:
+    index = candidate.get("index", position)
+    return index if isinstance(index, int) else position
+
+
+def candidate_parts(candidate: Json) -> list[Json]:
+    parts = as_dict(candidate.get("content")).get("parts")
+    return [p for p in parts if isinstance(p, dict)] if isinstance(parts, list) else []
+
+
+def visible_text(part: Json) -> str | None:
+    text = part.get("text")
+    return text if isinstance(text, str) and text and not part.get("thought") else None
+
+
+def openai_tool_call(part: Json, response_id: str | None, candidate: int, position: int) -> Json | None:
+    fc = part.get("functionCall")
+    if not isinstance(fc, dict):
+        return None
+    gemini_id = fc.get("id") if isinstance(fc.get("id"), str) and fc.get("id") else None
+    signature = part.get("thoughtSignature")
+    signature = signature if isinstance(signature, str) and signature else None
+    call_id = encode_call_id(call_nonce(response_id, candidate, position), gemini_id, signature)
+    args = fc.get("args") if isinstance(fc.get("args"), dict) else {}
+    return tool_call(call_id, str(fc.get("name", "")), orjson.dumps(args).decode())
+
+
+def _choice(candidate: Json, position: int, response_id: str | None) -> Json:
+    index = candidate_index(candidate, position)
+    texts: list[str] = []
+    calls: list[Json] = []
+    for part in candidate_parts(candidate):
+        text = visible_text(part)
+        if text is not None:
+            texts.append(text)
+        call = openai_tool_call(part, response_id, index, len(calls))
+        if call is not None:
+            calls.append(call)
+    content = "".join(texts) if texts or not calls else None
+    return {
+        "index": index,
+        "message": assistant_message(content, calls or None),
+        "logprobs": None,
+        "finish_reason": finish_reason(candidate.get("finishReason"), bool(calls)),
+    }
+
+
+def _empty_choice(data: Json) -> Json:
+    return {
+        "index": 0,
+        "message": assistant_message(""),
+        "logprobs": None,
+        "finish_reason": "content_filter" if prompt_blocked(data) else "stop",
+    }
+
+
+def completion_body(data: Json, model: str) -> tuple[bytes, Usage | None]:
+    response_id = response_id_of(data)
+    candidates = [c for c in data.get("candidates") or () if isinstance(c, dict)]
+    choices = [_choice(c, i, response_id) for i, c in enumerate(candidates)] or [_empty_choice(data)]
+    choices.sort(key=lambda c: int(c["index"]))
+    body: Json = {
+        "id": "chatcmpl-" + response_id if response_id else completion_id(),
+        "object": "chat.completion",
+        "created": now_s(),
+        "model": model,
+        "choices": choices,
+    }
+    usage = usage_from_metadata(data.get("usageMetadata"))
+    if usage is not None:
+        body["usage"] = usage_json(usage, report_reasoning=True)  # thoughts, 0 included
+    return orjson.dumps(body), usage
