@@ -6,7 +6,8 @@
     ├── UpstreamError               an attempt at one cluster failed; the Failure says whether to
     │   │                           retry and whether the breaker counts it
     │   ├── UpstreamStatusError     the upstream answered with an error status
-    │   ├── UpstreamNetworkError    connect refused/reset, read timeout, malformed answer
+    │   ├── UpstreamNetworkError    connect refused/reset, read timeout: no usable HTTP answer
+    │   ├── UpstreamMalformedError  an HTTP answer that is not what the provider's API returns
     │   └── UpstreamStreamError     the upstream failed after the first byte reached the client
     ├── BreakerOpenError            the cluster's breaker refused the attempt (→ next fallback)
     ├── AllClustersOpenError        every cluster in the plan is open → 503
@@ -77,6 +78,14 @@ class UpstreamNetworkError(UpstreamError):
     pass
 
 
+class UpstreamMalformedError(UpstreamError):
+    """A 2xx answer that is not the provider API's shape (not JSON, missing fields). Counted as
+    `malformed` in `astra_upstream_attempts_total`; retried when 502 is in `retryOn`."""
+
+    def __init__(self, what: str, cluster: str = "", provider: str = "the provider") -> None:
+        super().__init__(malformed_failure(what, provider), cluster)
+
+
 class UpstreamStreamError(UpstreamError):
     pass
 
@@ -125,6 +134,18 @@ def network_failure(message: str, *, timeout: bool = False) -> Failure:
         error_type="timeout" if timeout else "server_error",
         message=message,
         code="upstream_timeout" if timeout else "upstream_unreachable",
+        retryable=True,
+        breaker_counts=True,
+    )
+
+
+def malformed_failure(what: str, provider: str = "the provider") -> Failure:
+    """The Failure for an answer that is not the provider API's shape."""
+    return Failure(
+        status=502,
+        error_type="server_error",
+        message=f"{provider} returned a malformed answer: {what}",
+        code="upstream_malformed",
         retryable=True,
         breaker_counts=True,
     )

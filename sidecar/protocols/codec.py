@@ -1,48 +1,64 @@
-"""The ingress codec protocol: one per API the sidecar accepts (OpenAI, Anthropic, Gemini).
+"""What a protocol folder offers besides its upstream adapter (`sidecar.protocols.base.Adapter`).
 
-A codec parses its API's request, answers and fails in its API's shape, and offers two paths
-for each attempt of the plan:
-
-- **native**, when the cluster speaks the ingress's own wire format (an Anthropic-SDK client
-  calling an agent on `claude`): the body passes through with the agent's policy applied in
-  that format (`prepare_native`, `native_for_cluster`, `native_request`), and the upstream answer
-  or stream goes back to the client byte for byte;
-- **translated** otherwise (an Anthropic-SDK client calling an agent on `openai`, or a fallback to
-  another format): the body becomes an OpenAI request (`to_openai`), goes through the cluster's
-  adapter like any OpenAI call, and the OpenAI answer or chunks come back in the ingress's format
-  (`completion_from_openai`, `stream_encoder`).
-
-The OpenAI codec has no native path of its own: OpenAI-wire clusters already pass bytes through
-their adapter.
+- **`IngressCodec`**, for an API the sidecar accepts: parse the caller's request, answer and fail
+  in its shape, translate to and from OpenAI, report what the size estimate reads, and the route
+  table. Every route it lists is served by the one request flow (`sidecar.serving.flow`) unless
+  it names a handler of its own (model lists, catch-all 404s); a failure on any of its routes is
+  answered in its shape, because the route that matched names the codec.
+- **`NativePath`** (optional), when callers of that API may reach clusters of the same wire format
+  unchanged: the agent's policy applied in the format (through `PolicyAccess`), the upstream
+  request, `validate` for a whole answer and `watch` for a stream. Native answers go back to the
+  client byte for byte, so these only look: nothing is translated and thrown away.
+- **`PolicyAccess`**: the small accessors the agent policy (`sidecar.policy.agent`) uses to read
+  and change one API's request body, so the policy itself is written once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from compiler.table import Agent, Cluster
-from sidecar.policy.agent import AgentPolicy
+from aiohttp import web
+
+from compiler.table import Cluster, PromptCache
 from sidecar.protocols.base import AuthMaterial, Body, Failure, UpstreamRequest, Usage
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True, slots=True)
 class IngressCall:
-    """One parsed client request. `route` holds path parameters (e.g. Gemini's model/action)."""
+    """One parsed client request. `route` holds path parameters (e.g. Gemini's model/method);
+    `inbound` is the caller's headers as credential sources see them (Gemini's `?key=` folded in
+    as `x-goog-api-key`)."""
 
     agent_id: str
     body: Body
     stream: bool
     route: Mapping[str, str] = field(default_factory=dict)
+    inbound: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
-class NativePrepared:
-    """The native body after the per-request policy (tools filtered, output capped)."""
+class RequestSize:
+    """The parts of a request that its size estimate reads (`sidecar.policy.context`): the
+    conversation (messages or contents), the caller's own system text, the tool definitions, and
+    the output cap the caller asked for (None when it asked for none)."""
 
-    body: Body
-    removed_tools: tuple[str, ...]
+    conversation: Any
+    system: Any = None
+    tools: tuple[Any, ...] = ()
+    output_cap: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One route of an ingress API. Without a handler, the request flow serves it."""
+
+    method: str
+    path: str
+    handler: Handler | None = None
 
 
 class StreamEncoder(Protocol):
@@ -58,15 +74,12 @@ class StreamEncoder(Protocol):
 class IngressCodec(Protocol):
     name: str
     wire: str
-    native: bool
+    stream_content_type: str
 
-    def parse(self, body: Any, route: Mapping[str, str], query: Mapping[str, str]) -> IngressCall:
+    def parse(
+        self, body: Any, route: Mapping[str, str], query: Mapping[str, str], headers: Mapping[str, str]
+    ) -> IngressCall:
         """Validate the client's body; raise `ClientError` naming the offending field."""
-        ...
-
-    def inbound(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Mapping[str, str]:
-        """The caller's headers as credential sources see them (e.g. Gemini's `?key=` folded in
-        as `x-goog-api-key`)."""
         ...
 
     def error_body(self, failure: Failure) -> bytes: ...
@@ -75,24 +88,90 @@ class IngressCodec(Protocol):
         """The final in-stream event for a failure after the first byte."""
         ...
 
-    def stream_content_type(self) -> str: ...
-
-    # translated path
     def to_openai(self, call: IngressCall) -> Body: ...
 
     def completion_from_openai(self, raw: bytes, call: IngressCall) -> bytes: ...
 
     def stream_encoder(self, call: IngressCall) -> StreamEncoder: ...
 
-    # native path (only called when `native` is true and the cluster's wire equals `wire`)
-    def prepare_native(self, call: IngressCall, agent: Agent) -> NativePrepared: ...
+    def size(self, call: IngressCall) -> RequestSize: ...
 
-    def native_for_cluster(
-        self, prepared: NativePrepared, policy: AgentPolicy, cluster: Cluster, call: IngressCall
-    ) -> Body: ...
+    def routes(self) -> Sequence[Route]: ...
 
-    def native_request(
-        self, cluster: Cluster, body: Body, auth: AuthMaterial, call: IngressCall, inbound: Mapping[str, str]
-    ) -> UpstreamRequest: ...
 
-    def native_usage(self, raw: bytes) -> Usage | None: ...
+class PolicyAccess(Protocol):
+    """How the agent policy reads and changes one API's request body (a copy it owns)."""
+
+    #: The output cap to send when neither the caller nor the agent set one (Anthropic requires one).
+    default_output_cap: int | None
+
+    def remove_tools(self, body: Body, refused: Callable[[str], bool]) -> tuple[str, ...]:
+        """Removes every tool `refused` names, and what only they used (e.g. a tool choice);
+        returns the removed names in order. Raises `ClientError(400, code="tool_not_allowed")`
+        when the body forces a removed tool."""
+        ...
+
+    def temperature(self, body: Body) -> float | None: ...
+
+    def set_temperature(self, body: Body, value: float) -> None: ...
+
+    def sampling_chosen(self, body: Body) -> bool:
+        """True when the caller chose another sampling control that excludes a default
+        temperature (Anthropic: `top_p`, or extended thinking)."""
+        ...
+
+    def output_cap(self, body: Body) -> int | None:
+        """The largest output cap the caller set, or None."""
+        ...
+
+    def set_output_cap(self, body: Body, value: int) -> None:
+        """Caps every output limit present at `value`, or sets the API's own one if none is."""
+        ...
+
+    def set_model(self, body: Body, model_id: str) -> None: ...
+
+    def add_system_prompt(self, body: Body, prompt: str | None, cache: PromptCache) -> None:
+        """Puts the agent's rendered prompt (if any) before the caller's system text, and applies
+        the agent's prompt-cache marks where the API has them."""
+        ...
+
+    def choices(self, body: Body) -> tuple[int | None, str]:
+        """The number of answers asked for, and the name of that field for an error message."""
+        ...
+
+
+class StreamWatch(Protocol):
+    """Looks at a native stream as it is relayed: usage, in-stream errors, cuts."""
+
+    usage: Usage | None
+
+    def feed(self, data: bytes) -> bool:
+        """Reads the next upstream bytes; True once a whole event has arrived. Raises
+        `UpstreamStreamError` for an error event."""
+        ...
+
+    def finish(self) -> None:
+        """At upstream EOF; raises `UpstreamStreamError` if the stream ended before its end."""
+        ...
+
+
+class NativePath(Protocol):
+    access: PolicyAccess
+
+    def request(self, cluster: Cluster, body: Body, auth: AuthMaterial, call: IngressCall) -> UpstreamRequest: ...
+
+    def validate(self, cluster: Cluster, raw: bytes) -> Usage | None:
+        """The usage of a whole native answer. Raises `UpstreamMalformedError` when it is not an
+        answer of this API, `UpstreamStatusError` when it is an error inside a 200."""
+        ...
+
+    def watch(self, cluster: Cluster) -> StreamWatch: ...
+
+
+# --- transitional: the old native interface, removed once every protocol implements the above ---
+
+
+@dataclass(frozen=True, slots=True)
+class NativePrepared:
+    body: Body
+    removed_tools: tuple[str, ...]

@@ -33,6 +33,7 @@ from sidecar.errors import (
     BreakerOpenError,
     DeadlineExceededError,
     UpstreamError,
+    UpstreamMalformedError,
     UpstreamNetworkError,
     UpstreamStatusError,
     network_failure,
@@ -214,7 +215,7 @@ async def _try_cluster(
             raise
         except UpstreamError as exc:
             _report(permit, exc)
-            outcome = "network" if isinstance(exc, UpstreamNetworkError) else "error"
+            outcome = _outcome_label(exc)
             ctx.metrics.attempts.labels(agent_id, provider, outcome).inc()
             delay = _retry_delay(ctx, cluster, exc, retry)
             if delay is None:
@@ -245,6 +246,12 @@ async def _bounded(ctx: RequestContext, remaining: float, attempt: Awaitable[T])
         if budget >= remaining:
             raise DeadlineExceededError(ctx.deadline.timeout_ms) from exc
         raise UpstreamNetworkError(network_failure("upstream answer timed out", timeout=True)) from exc
+
+
+def _outcome_label(exc: UpstreamError) -> str:
+    if isinstance(exc, UpstreamNetworkError):
+        return "network"
+    return "malformed" if isinstance(exc, UpstreamMalformedError) else "error"
 
 
 def _report(permit: Permit, exc: UpstreamError) -> None:

@@ -82,7 +82,13 @@ from typing import Any
 import orjson
 
 from compiler.table import Agent, Cluster
-from sidecar.errors import ClientError, UpstreamNetworkError, UpstreamStatusError, UpstreamStreamError
+from sidecar.errors import (
+    ClientError,
+    UpstreamMalformedError,
+    UpstreamStatusError,
+    UpstreamStreamError,
+    malformed_failure,
+)
 from sidecar.protocols.anthropic.wire import messages_url, request_headers
 from sidecar.protocols.base import AuthMaterial, Body, Completion, Failure, UpstreamRequest, Usage
 from sidecar.protocols.openai import wire as shapes
@@ -536,16 +542,8 @@ def _message_fields(message: Json, json_tool: bool) -> tuple[str | None, list[Js
     return (text if text or not calls else None), calls
 
 
-def _malformed(cluster: Cluster, what: str) -> UpstreamNetworkError:
-    failure = Failure(
-        status=502,
-        error_type="server_error",
-        message=f"malformed answer from provider claude: {what}",
-        code="upstream_malformed",
-        retryable=True,
-        breaker_counts=True,
-    )
-    return UpstreamNetworkError(failure, cluster.key)
+def _malformed(cluster: Cluster, what: str) -> UpstreamMalformedError:
+    return UpstreamMalformedError(what, cluster.key, "claude")
 
 
 def _load_message(cluster: Cluster, raw: bytes) -> Json:
@@ -799,14 +797,7 @@ class AnthropicStreamTranslator:
 
 
 def _malformed_stream(what: str) -> Failure:
-    return Failure(
-        status=502,
-        error_type="server_error",
-        message=f"malformed stream from provider claude: {what}",
-        code="upstream_malformed",
-        retryable=True,
-        breaker_counts=True,
-    )
+    return malformed_failure(f"stream {what}", "claude")
 
 
 # --- the adapter --------------------------------------------------------------------------------

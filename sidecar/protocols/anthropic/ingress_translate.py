@@ -30,8 +30,7 @@ from typing import Any
 
 import orjson
 
-from sidecar.errors import AstraError, ClientError
-from sidecar.protocols.base import Failure
+from sidecar.errors import ClientError, UpstreamMalformedError
 
 Json = dict[str, Any]
 
@@ -295,10 +294,6 @@ def _answer_blocks(message: Json) -> tuple[list[Json], bool]:
     return blocks, bool(refusal) and not text
 
 
-def _malformed() -> AstraError:
-    return AstraError(
-        Failure(502, "server_error", "malformed answer from the provider", code="upstream_malformed")
-    )
 
 
 def message_from_completion(raw: bytes) -> bytes:
@@ -308,7 +303,7 @@ def message_from_completion(raw: bytes) -> bytes:
         choice = completion["choices"][0]
         message = choice.get("message") or {}
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise _malformed() from exc
+        raise UpstreamMalformedError("not a chat completion") from exc
     content, refused = _answer_blocks(message)
     tools = any(block["type"] == "tool_use" for block in content)
     reason = "refusal" if refused else stop_reason(choice.get("finish_reason"), tools)

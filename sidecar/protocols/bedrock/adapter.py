@@ -7,9 +7,9 @@ from collections.abc import Mapping
 import orjson
 
 from compiler.table import Agent, Cluster
-from sidecar.errors import UpstreamNetworkError
+from sidecar.errors import UpstreamMalformedError
 from sidecar.protocols.base import AuthMaterial, Body, Completion, Failure, UpstreamRequest
-from sidecar.protocols.bedrock.errors import classify, malformed
+from sidecar.protocols.bedrock.errors import classify
 from sidecar.protocols.bedrock.request import converse_body
 from sidecar.protocols.bedrock.response import finish_reason, response_message, usage_from
 from sidecar.protocols.bedrock.signing import cluster_region, no_region, operation_url, sign_headers
@@ -50,9 +50,7 @@ class BedrockAdapter:
             data = orjson.loads(raw)
             message = data["output"]["message"]
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise UpstreamNetworkError(
-                malformed("malformed Bedrock Converse response", "bad_upstream_response"), cluster.key
-            ) from exc
+            raise UpstreamMalformedError("not a Converse response", cluster.key, "bedrock") from exc
         usage = usage_from(data["usage"]) if isinstance(data.get("usage"), dict) else None
         body = shapes.completion(
             id=shapes.completion_id(),

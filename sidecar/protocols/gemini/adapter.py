@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import orjson
 
 from compiler.table import Agent, Cluster
-from sidecar.errors import UpstreamNetworkError, UpstreamStatusError, network_failure
+from sidecar.errors import UpstreamMalformedError, UpstreamStatusError
 from sidecar.protocols.base import AuthMaterial, Body, Completion, Failure, UpstreamRequest
 from sidecar.protocols.gemini.errors import classify, failure_from_error, google_error
 from sidecar.protocols.gemini.request import translate_request, upstream_request
@@ -37,16 +37,14 @@ class GeminiAdapter:
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            raise UpstreamNetworkError(
-                network_failure("gemini returned a malformed JSON answer"), cluster.key
-            ) from exc
+            raise UpstreamMalformedError("not JSON", cluster.key, "gemini") from exc
         error = google_error(data)
         if error is not None:
             raise UpstreamStatusError(failure_from_error(200, error, {}), cluster.key)
         if isinstance(data, list) and len(data) == 1:
             data = data[0]
         if not isinstance(data, dict):
-            raise UpstreamNetworkError(network_failure("gemini returned an unexpected answer"), cluster.key)
+            raise UpstreamMalformedError("not a GenerateContentResponse", cluster.key, "gemini")
         body, usage = completion_body(data, _model_name(cluster, request))
         return Completion(body=body, usage=usage)
 

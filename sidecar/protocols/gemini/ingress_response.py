@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from sidecar.errors import UpstreamNetworkError, network_failure
+from sidecar.errors import UpstreamMalformedError
 from sidecar.protocols.gemini.json_values import as_dict
 
 Json = dict[str, Any]
@@ -127,9 +127,9 @@ def response_from_openai(raw: bytes) -> bytes:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise UpstreamNetworkError(network_failure("the provider returned a malformed answer")) from exc
+        raise UpstreamMalformedError("not JSON") from exc
     if not isinstance(data, dict):
-        raise UpstreamNetworkError(network_failure("the provider returned an unexpected answer"))
+        raise UpstreamMalformedError("not a chat completion")
     candidates = []
     for position, choice in enumerate(data.get("choices") or ()):
         if not isinstance(choice, dict):

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from compiler.table import Agent, Cluster, RequestRules
-from sidecar.errors import UpstreamNetworkError, UpstreamStreamError, network_failure
+from sidecar.errors import UpstreamMalformedError, UpstreamStreamError, network_failure
 from sidecar.protocols.base import AuthMaterial, Body, Completion, Failure, UpstreamRequest, Usage
 from sidecar.protocols.openai.wire import (
     TRANSIENT_STATUSES,
@@ -228,13 +228,9 @@ class OpenAICompatAdapter:
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            raise UpstreamNetworkError(
-                network_failure(f"{cluster.provider} returned a malformed JSON answer"), cluster.key
-            ) from exc
+            raise UpstreamMalformedError("not JSON", cluster.key, cluster.provider) from exc
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-            raise UpstreamNetworkError(
-                network_failure(f"{cluster.provider} returned an answer without choices"), cluster.key
-            )
+            raise UpstreamMalformedError("no choices", cluster.key, cluster.provider)
         if _normalise_finish(data):
             raw = orjson.dumps(data)
         return Completion(body=raw, usage=usage_from(data))

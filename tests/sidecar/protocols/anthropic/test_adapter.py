@@ -32,7 +32,7 @@ from compiler.table import (
     Timeouts,
     ToolPolicy,
 )
-from sidecar.errors import ClientError, UpstreamNetworkError, UpstreamStatusError, UpstreamStreamError
+from sidecar.errors import ClientError, UpstreamMalformedError, UpstreamStatusError, UpstreamStreamError
 from sidecar.protocols.anthropic.adapter import JSON_TOOL_NAME, AnthropicAdapter, AnthropicStreamTranslator
 from sidecar.protocols.base import AuthMaterial, Failure, Secret, Usage
 from tests.fakes.anthropic_upstream import (
@@ -745,7 +745,7 @@ def test_same_tool_name_without_json_mode_is_an_ordinary_call() -> None:
 
 @pytest.mark.parametrize("raw", [b"<html>oops</html>", b"[1]", b'{"type": "message"}'])
 def test_malformed_answer(raw: bytes) -> None:
-    with pytest.raises(UpstreamNetworkError) as info:
+    with pytest.raises(UpstreamMalformedError) as info:
         ADAPTER.parse_response(CLUSTER, chat(user("q")), raw)
     assert info.value.failure.status == 502
     assert info.value.failure.code == "upstream_malformed"

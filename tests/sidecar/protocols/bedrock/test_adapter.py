@@ -30,7 +30,7 @@ from compiler.table import (
     Timeouts,
     ToolPolicy,
 )
-from sidecar.errors import ClientError, UpstreamError, UpstreamNetworkError, UpstreamStreamError
+from sidecar.errors import ClientError, UpstreamError, UpstreamMalformedError, UpstreamStreamError
 from sidecar.protocols.base import AuthMaterial, AwsCredentials, Failure, Secret
 from sidecar.protocols.bedrock import BedrockAdapter
 from tests.fakes import bedrock_upstream as fake
@@ -668,12 +668,12 @@ def test_cache_writes_are_reported_plain_and_streamed() -> None:
 
 @pytest.mark.parametrize("raw", [b"not json", b"{}", b'{"output": {}}', b"[]"])
 def test_malformed_response_is_an_upstream_failure(raw: bytes) -> None:
-    with pytest.raises(UpstreamNetworkError) as raised:
+    with pytest.raises(UpstreamMalformedError) as raised:
         ADAPTER.parse_response(CLUSTER, chat(user("x")), raw)
     failure = raised.value.failure
     assert (failure.status, failure.code, failure.retryable, failure.breaker_counts) == (
         502,
-        "bad_upstream_response",
+        "upstream_malformed",
         True,
         True,
     )

@@ -28,7 +28,7 @@ from compiler.table import (
     ToolPolicy,
     VertexTarget,
 )
-from sidecar.errors import ClientError, UpstreamNetworkError, UpstreamStatusError, UpstreamStreamError
+from sidecar.errors import ClientError, UpstreamMalformedError, UpstreamStatusError, UpstreamStreamError
 from sidecar.protocols.base import AuthMaterial, Failure, Secret
 from sidecar.protocols.gemini import (
     AI_STUDIO_BASE_URL,
@@ -768,8 +768,8 @@ def test_multiple_candidates_become_choices() -> None:
     ]
 
 
-def test_malformed_answer_is_a_network_error() -> None:
-    with pytest.raises(UpstreamNetworkError) as caught:
+def test_malformed_answer_is_a_malformed_failure() -> None:
+    with pytest.raises(UpstreamMalformedError) as caught:
         ADAPTER.parse_response(AI_STUDIO, chat([user("hi")]), b"<html>")
     assert caught.value.failure.retryable is True
     assert caught.value.cluster == AI_STUDIO.key
