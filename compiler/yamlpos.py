@@ -10,6 +10,7 @@ their own clear diagnostics.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -172,11 +173,8 @@ def _syntax_refusal(exc: yaml.MarkedYAMLError, lines: list[str]) -> _Refused:
     return _Refused(pos, "AST005", message)
 
 
-def _check_depth(text: str) -> bool:
-    """Walk the event stream (libyaml's parser is not recursive) and refuse deep nesting.
-
-    Returns whether the document uses aliases at all.
-    """
+def _walk_depth(text: str) -> bool:
+    """Refuse nesting deeper than MAX_DEPTH from the event stream; whether aliases occur at all."""
     depth, aliases = 0, False
     for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, yaml.CollectionStartEvent):
@@ -192,6 +190,25 @@ def _check_depth(text: str) -> bool:
         elif isinstance(event, yaml.AliasEvent):
             aliases = True
     return aliases
+
+
+def _check_depth(text: str) -> bool:
+    """Refuse deep nesting before anything is composed; returns whether aliases are used.
+
+    The scanner holds events back while a simple key is possible (up to 1024 characters of a
+    line), and libyaml 0.2.6 refuses nesting past its own limit (1000) meanwhile: `a: [[[[...`
+    fails at column 1003 before one `[` arrives. So on a syntax error the text before its mark is
+    walked again; at its end the held-back events come out, and nesting too deep is refused where
+    it starts. If that prefix fails on its own, the original error stands.
+    """
+    try:
+        return _walk_depth(text)
+    except yaml.MarkedYAMLError as exc:
+        end = exc.problem_mark.index if exc.problem_mark is not None else 0
+        if 0 < end < len(text):
+            with contextlib.suppress(yaml.YAMLError):
+                _walk_depth(text[:end])
+        raise
 
 
 def _children(node: yaml.Node) -> Iterator[yaml.Node]:
