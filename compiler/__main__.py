@@ -1,4 +1,5 @@
-"""`python -m compiler …` runs the `astra` command line."""
+"""`python -m compiler …` runs the compiler's verbs (lint, compile, explain, diff) for scripts that
+need no sidecar; the whole `astra` command, `serve` included, is `python -m astra_sidecar`."""
 
 import sys
 

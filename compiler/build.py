@@ -27,7 +27,7 @@ from typing import Any
 
 from compiler.config import AgentConfig, AgentRef, Config, Target
 from compiler.diagnostics import Diagnostic, suggestion
-from compiler.providers import PROVIDERS, ProviderSpec, canonical_provider, normalise_base_url
+from compiler.providers import PROVIDERS, ProviderSpec, base_url_rule, canonical_provider, normalise_base_url
 from compiler.schemas import schema_defaults
 from compiler.table import SCHEMA_VERSION, Json, canonical_json, cluster_key, content_hash
 from compiler.yamlpos import Path
@@ -110,7 +110,19 @@ def _credentials(spec: ProviderSpec, mode: str, shared: Mapping[str, Any], verte
         return {"mode": "none", "env": None, "required": False}
     if mode == "passthrough":
         return {"mode": "passthrough", "env": None, "required": False}
-    return {"mode": "env", "env": shared.get("apiKeyEnv") or spec.api_key_env, "required": spec.key_required}
+    variable = shared.get("apiKeyEnv") or spec.api_key_env
+    from_env: Json = {"mode": "env", "env": variable, "required": spec.key_required}
+    if spec.keyless_token and not spec.key_required:
+        from_env["keylessToken"] = spec.keyless_token
+    return from_env
+
+
+def _base_url_rule(spec: ProviderSpec, base_url_env: str | None) -> Json:
+    """`{"baseUrlRule": …}` for a cluster whose base URL may come from `base_url_env`, else {}."""
+    if base_url_env is None:
+        return {}
+    rule = base_url_rule(spec)
+    return {"baseUrlRule": {"stripSuffix": rule.strip_suffix, "defaultPath": rule.default_path}}
 
 
 def _rules(spec: ProviderSpec) -> Json:
@@ -142,12 +154,14 @@ def resolve_cluster(
         agent_breaker,
     )
     mode = target.credentials or shared.get("credentials") or "env"
+    base_url_env = None if endpoint else spec.base_url_env
     cluster: Json = {
         "provider": spec.id,
         "wire": spec.wire,
         "modelId": target.model_id,
         "baseUrl": base_url,
-        "baseUrlEnv": None if endpoint else spec.base_url_env,
+        "baseUrlEnv": base_url_env,
+        **_base_url_rule(spec, base_url_env),
         "auth": spec.auth,
         "credentials": _credentials(spec, mode, shared, vertex),
         "headers": {**spec.default_headers, **shared.get("headers", {})},
@@ -208,7 +222,7 @@ class _Builder:
         first = self.clusters.setdefault(key, cluster)
         self.origins.clusters.setdefault(key, target.path)
         if first is not cluster and first != cluster:
-            fields = ", ".join(k for k in cluster if cluster[k] != first[k])
+            fields = ", ".join(k for k in {**first, **cluster} if cluster.get(k) != first.get(k))
             line = self.config.doc.value_pos(self.origins.clusters[key]).line
             self.report(
                 target.path,

@@ -1,8 +1,11 @@
-"""The `astra` command: lint, compile, explain and serve.
+"""The compiler's verbs of the `astra` command: lint, compile, explain (and `compiler.diff`).
+
+Each verb is a registration function that adds its sub-parser; `astra_sidecar.cli` builds the
+`astra` command from `COMPILER_VERBS` and the sidecar's `serve`. `python -m compiler` runs these
+verbs alone (`main`), for scripts that need no sidecar.
 
 Exit status: 0 success; 1 errors in the input (or warnings with --strict, or drift with
---check); 2 usage or I/O errors. Each verb registers itself in `VERBS`, so a new one (`diff`)
-is one more entry.
+--check); 2 usage or I/O errors.
 """
 
 from __future__ import annotations
@@ -13,14 +16,18 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 from compiler.diagnostics import FORMATTERS, IO_CODES, Diagnostic, format_text, has_errors, suggestion
-from compiler.diff import add_parser as _add_diff
+from compiler.diff import add_parser as add_diff
 from compiler.explain import explain_agent
 from compiler.loader import CompileError, compile_file, load_routing_table
 from compiler.table import dump_table_json
 
 Run = Callable[[argparse.Namespace], int]
+SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+#: Adds one verb's sub-parser (with `run` as its default) to the command's sub-parsers.
+Verb = Callable[[SubParsers], None]
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
@@ -53,7 +60,7 @@ def _run_lint(args: argparse.Namespace) -> int:
     return _status(found, strict=args.strict)
 
 
-def _add_lint(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_lint(verbs: SubParsers) -> None:
     lint = verbs.add_parser("lint", help="check astra.yml files and report diagnostics")
     lint.add_argument("files", nargs="+", metavar="FILE")
     lint.add_argument(
@@ -117,7 +124,7 @@ def _run_compile(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _add_compile(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_compile(verbs: SubParsers) -> None:
     comp = verbs.add_parser("compile", help="compile astra.yml into a routing table (JSON)")
     comp.add_argument("file", metavar="FILE")
     comp.add_argument("-o", "--output", metavar="OUT", help="write the table here (default: stdout)")
@@ -148,38 +155,17 @@ def _run_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _add_explain(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_explain(verbs: SubParsers) -> None:
     exp = verbs.add_parser("explain", help="describe one agent's resolved route in plain words")
     exp.add_argument("file", metavar="FILE", help="astra.yml or a compiled routing table")
     exp.add_argument("agent", metavar="AGENT")
     exp.set_defaults(run=_run_explain)
 
 
-# --- serve --------------------------------------------------------------------------------------
+# --- the command ---------------------------------------------------------------------------------
 
 
-def _run_serve(args: argparse.Namespace) -> int:
-    try:
-        from sidecar.server import serve_main
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("sidecar", "sidecar.server"):
-            raise
-        sys.stderr.write("astra serve: the sidecar (sidecar.server) is not available in this installation\n")
-        return EXIT_USAGE
-    status: int = serve_main(args)
-    return status
-
-
-def _add_serve(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    serve = verbs.add_parser("serve", help="run the sidecar proxy")
-    serve.add_argument("config", metavar="CONFIG_OR_TABLE", help="astra.yml or a compiled routing table")
-    serve.add_argument("--host", help="listen address (default: settings.listen.host)")
-    serve.add_argument("--port", type=int, help="listen port (default: settings.listen.port)")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
-    serve.set_defaults(run=_run_serve)
-
-
-VERBS = (_add_lint, _add_compile, _add_explain, _add_diff, _add_serve)
+COMPILER_VERBS: tuple[Verb, ...] = (add_lint, add_compile, add_explain, add_diff)
 
 
 class _Version(argparse.Action):
@@ -196,22 +182,26 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="astra", description="Compile, lint and serve astra.yml LLM gateway configs."
-    )
+def build_parser(verbs: Sequence[Verb], description: str) -> argparse.ArgumentParser:
+    """The `astra` parser with `--version` and one sub-command per verb."""
+    parser = argparse.ArgumentParser(prog="astra", description=description)
     parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
-    verbs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in VERBS:
-        add(verbs)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in verbs:
+        add(commands)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the `astra` command line; returns the exit status."""
+def run_command(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    """Parse `argv` and run the chosen verb; returns the exit status."""
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     run: Run = args.run
     return run(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m compiler`: the compiler's verbs without `serve` (that is `astra_sidecar.cli`)."""
+    return run_command(build_parser(COMPILER_VERBS, "Compile and lint astra.yml LLM gateway configs."), argv)

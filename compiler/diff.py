@@ -4,7 +4,8 @@ OLD and NEW are each an astra.yml (compiled now), a compiled routing table, or `
 at a git revision (read with `git show REV:PATH`, so PATH is relative to the repository root, or
 to the current directory when written `./PATH`). The comparison runs on the compiled tables, where
 every default is resolved, so a change of a default or of an agent a fallback points to shows up
-in every agent it affects.
+in every agent it affects. Reading the two sides is `compiler.diff_sides`; this module compares
+and reports them.
 
 For each agent: added, removed, or the fields that changed, old → new. Field names follow the
 table's JSON: `provider`, `model`, `endpoint` and `fallbacks` name the route (the primary
@@ -22,17 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
-from compiler.diagnostics import format_text as format_diagnostics
-from compiler.loader import CompileError, as_table_json, compile_source, read_table_json
+from compiler.diff_sides import DiffInputError, Side, load_side
 from compiler.table import Json
-from compiler.yamlpos import read_source
 
 EXIT_SAME, EXIT_CHANGED, EXIT_TROUBLE = 0, 1, 2
 
@@ -49,69 +46,8 @@ _POLICY_ROOTS = (
     "timeouts",
     "requestTimeoutMs",
 )
-_ENDPOINT_KEYS = ("endpoint", "baseUrlEnv", "region", "vertex")
+_ENDPOINT_KEYS = ("endpoint", "baseUrlEnv", "baseUrlRule", "region", "vertex")
 _CATEGORY_ORDER: dict[Category, int] = {"route": 0, "limits": 1, "policy": 2, "other": 3, "settings": 4}
-
-
-class DiffInputError(Exception):
-    """OLD or NEW could not be read or compiled; the message says why (diagnostics included)."""
-
-
-# --- reading the two sides ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Side:
-    """One side of the comparison: what the user named it and its routing-table JSON."""
-
-    name: str
-    table: Json
-
-
-def _git_show(spec: str) -> bytes:
-    revision = spec.split(":", 1)[0]
-    if revision.startswith("-"):
-        raise DiffInputError(f"astra diff: '{spec}' is not a file, and '{revision}' is not a git revision")
-    try:
-        done = subprocess.run(["git", "show", spec], capture_output=True, check=False, timeout=60)
-    except (OSError, subprocess.SubprocessError) as exc:
-        reason = getattr(exc, "strerror", None) or exc
-        raise DiffInputError(f"astra diff: cannot run git to read {spec}: {reason}") from exc
-    if done.returncode != 0:
-        reason = done.stderr.decode("utf-8", "replace").strip() or f"git show exited with {done.returncode}"
-        raise DiffInputError(f"astra diff: cannot read {spec}: {reason}")
-    return done.stdout
-
-
-def _is_git_spec(spec: str) -> bool:
-    return ":" in spec and not Path(spec).exists()
-
-
-def _read_bytes(spec: str) -> bytes:
-    if _is_git_spec(spec):
-        return _git_show(spec)
-    raw, problems = read_source(spec)
-    if raw is None:
-        raise DiffInputError(format_diagnostics(problems).rstrip("\n"))
-    return raw
-
-
-def _table_of(raw: bytes, name: str) -> Json:
-    data = as_table_json(raw)  # the loader's own test: diff and serve agree on what a table is
-    if data is not None:
-        try:
-            return read_table_json(raw, data, name)
-        except CompileError as exc:
-            raise DiffInputError(format_diagnostics(exc.diagnostics).rstrip("\n")) from exc
-    result = compile_source(raw, name)
-    if result.table is None:
-        raise DiffInputError(format_diagnostics(result.diagnostics).rstrip("\n"))
-    return result.table
-
-
-def load_side(spec: str) -> Side:
-    """Read an astra.yml, a routing table or `REV:PATH` into table JSON; raises DiffInputError."""
-    return Side(spec, _table_of(_read_bytes(spec), spec))
 
 
 # --- the comparison -----------------------------------------------------------------------------

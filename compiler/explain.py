@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from compiler.table import Agent, Cluster, MockBehavior, RoutingTable
-from compiler.table.retry import attempt_budget, backoff_ms, unreachable_from
+from compiler.table.retry import attempt_budget, unreachable_from, worst_delays_ms
 
 
 def _credentials(cluster: Cluster) -> str:
@@ -60,14 +60,16 @@ def _retry_lines(agent: Agent) -> list[str]:
     retry, timeouts = agent.retry, agent.timeouts
     statuses = ", ".join(str(s) for s in retry.retry_on) or "no status"
     network = " and network errors" if retry.retry_network_errors else ""
-    delays = ", ".join(f"{backoff_ms(retry, n)} ms" for n in range(1, retry.max_retries + 1)) or "none"
+    delays = ", ".join(f"{delay} ms" for delay in worst_delays_ms(retry)) or "none"
     return [
         f"Retry:    up to {retry.max_retries} {'retry' if retry.max_retries == 1 else 'retries'} per plan "
         f"entry on HTTP {statuses}{network}; "
-        f"backoff {retry.base_delay_ms} ms doubling up to {retry.max_delay_ms} ms plus up to "
-        f"{retry.jitter:.0%} jitter (worst delays: {delays}); Retry-After honoured up to {retry.max_retry_after_ms} ms",
-        f"Timeouts: connect {timeouts.connect_ms} ms, response headers {timeouts.attempt_ms} ms per try, "
-        f"stream idle {timeouts.stream_idle_ms} ms; whole request {agent.request_timeout_ms} ms",
+        f"backoff {retry.base_delay_ms} ms doubling up to {retry.max_delay_ms} ms, each delay shortened "
+        f"at random by up to {retry.jitter:.0%} (longest delays: {delays}); "
+        f"Retry-After honoured up to {retry.max_retry_after_ms} ms",
+        f"Timeouts: connect {timeouts.connect_ms} ms; {timeouts.attempt_ms} ms per try for the whole "
+        f"answer (or a stream's first chunk); stream idle {timeouts.stream_idle_ms} ms; "
+        f"whole request {agent.request_timeout_ms} ms",
     ]
 
 

@@ -17,19 +17,22 @@ from compiler.config import read_config
 from compiler.diagnostics import Diagnostic, format_text, has_errors
 from compiler.schemas import TABLE_SCHEMA, validator
 from compiler.semantic import check_config
-from compiler.table import Json, RoutingTable, content_hash, table_from_json
+from compiler.table import Json, RoutingTable, TableLoadError, content_hash, table_from_json
 from compiler.tablecheck import check_env, check_table
 from compiler.validate import validate
 from compiler.yamlpos import ORIGIN, YamlDocument, dotted, load_bytes, load_text, read_source
 
 
-class CompileError(Exception):
-    """The input could not be turned into a routing table; `diagnostics` says why and where."""
+class CompileError(TableLoadError):
+    """The input could not be turned into a routing table; `diagnostics` says why and where.
+
+    Its `reasons` (what the sidecar logs) are the diagnostics as text, its message the errors.
+    """
 
     def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
         self.diagnostics = tuple(sorted(diagnostics))
         errors = [d for d in self.diagnostics if d.is_error] or list(self.diagnostics)
-        super().__init__(format_text(errors).rstrip("\n"))
+        super().__init__([str(d) for d in self.diagnostics], format_text(errors).rstrip("\n"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +134,8 @@ def read_table_json(raw: bytes, data: Json, name: str) -> Json:
 def load_routing_table(path: str) -> RoutingTable:
     """The frozen table from an astra.yml (compiled now) or a compiled routing-table JSON file.
 
-    Raises CompileError (with diagnostics) when the file cannot be read or has errors.
+    Raises CompileError (with diagnostics) when the file cannot be read or has errors; passed
+    to the sidecar as its table loader (`astra_sidecar.cli`).
     """
     raw, problems = read_source(path)
     if raw is None:

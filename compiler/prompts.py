@@ -1,8 +1,7 @@
-"""systemPrompt templates: one sandboxed Jinja2 environment shared by the compiler and the sidecar.
+"""systemPrompt templates, checked at compile time: syntax (AST212), undefined variables (AST213).
 
-The compiler checks templates (syntax, undefined variables); the sidecar renders them per attempt
-with `render_context`, so `model` names the cluster actually serving that attempt (a fallback
-sees its own provider and model).
+They are checked in the sandbox the sidecar renders them in (`compiler.table.prompts`), against
+the variables its `render_context` provides (`PROMPT_VARIABLES`).
 """
 
 from __future__ import annotations
@@ -10,15 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cache
 from types import MappingProxyType
-from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
-from compiler.table import Agent, Cluster
+from compiler.table.prompts import make_environment
 
 #: The variables a systemPrompt can use, with what they hold.
 PROMPT_VARIABLES: MappingProxyType[str, str] = MappingProxyType(
@@ -35,23 +32,6 @@ PROMPT_VARIABLES: MappingProxyType[str, str] = MappingProxyType(
 _FIELDS: MappingProxyType[str, frozenset[str]] = MappingProxyType(
     {"agent": frozenset({"id", "displayName", "tier"}), "model": frozenset({"provider", "modelId"})}
 )
-
-
-def make_environment() -> SandboxedEnvironment:
-    """The sandbox every systemPrompt is compiled and rendered in: undefined names fail loudly."""
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-
-
-def render_context(agent: Agent, cluster: Cluster, now: datetime) -> dict[str, Any]:
-    """The template variables for one attempt of `agent` on `cluster` at `now` (naive means UTC)."""
-    utc = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
-    return {
-        "agent": {"id": agent.id, "displayName": agent.display_name, "tier": agent.tier},
-        "model": {"provider": cluster.provider, "modelId": cluster.model_id},
-        "vars": dict(agent.prompt_vars),
-        "date": utc.strftime("%Y-%m-%d"),
-        "now": utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,9 @@ parameters it rejects (dropped) or spells differently (renamed). The compiler co
 values into each cluster of the routing table, so the sidecar never consults this module for
 behaviour; it only maps the wire format to an adapter.
 
-Sources for the quirks: ../shared/reference/providers.md §5 (Groq, Mistral, Cerebras, Ollama, vLLM).
+Sources for the quirks: the providers' public docs (console.groq.com/docs/openai; Mistral's API
+spec, mistralai/platform-docs-public `public/openapi.yaml`; inference-docs.cerebras.ai; Ollama's
+`docs/api/openai-compatibility.mdx` in ollama/ollama; vLLM's OpenAI-compatible server docs).
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
-from urllib.parse import urlsplit
+
+from compiler.table import BaseUrlRule
 
 Wire = Literal["openai", "anthropic", "gemini", "bedrock", "mock"]
 AuthStyle = Literal["bearer", "x-api-key", "x-goog-api-key", "sigv4", "none"]
 
 _NO_RENAMES: MappingProxyType[str, str] = MappingProxyType({})
+
+#: Placeholder bearer sent to keyless OpenAI-compatible servers (vLLM without --api-key).
+KEYLESS_PLACEHOLDER = "astra-no-key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +51,8 @@ class ProviderSpec:
     tools: bool = True
     strip_v1_suffix: bool = False
     default_headers: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: The bearer sent when the optional key is unset (`KEYLESS_PLACEHOLDER`), or None for none.
+    keyless_token: str | None = None
 
 
 def _spec(**kwargs: object) -> ProviderSpec:
@@ -148,6 +156,7 @@ PROVIDERS: MappingProxyType[str, ProviderSpec] = MappingProxyType(
                 api_key_env="VLLM_API_KEY",
                 key_required=False,
                 endpoint_required=True,
+                keyless_token=KEYLESS_PLACEHOLDER,
             ),
             _spec(
                 id="bedrock",
@@ -188,9 +197,6 @@ PROVIDERS: MappingProxyType[str, ProviderSpec] = MappingProxyType(
 
 ALIASES: MappingProxyType[str, str] = MappingProxyType({"anthropic": "claude", "xai": "grok"})
 
-#: Placeholder bearer sent to keyless OpenAI-compatible servers (vLLM without --api-key).
-KEYLESS_PLACEHOLDER = "astra-no-key"
-
 
 def canonical_provider(name: str) -> str | None:
     """The registry id for `name` (aliases resolved), or None when it is unknown."""
@@ -203,16 +209,19 @@ def known_provider_names() -> tuple[str, ...]:
     return tuple(sorted({*PROVIDERS, *ALIASES}))
 
 
-def normalise_base_url(spec: ProviderSpec, url: str) -> str:
-    """The base URL as the sidecar joins paths onto it, with no trailing slash.
+def base_url_rule(spec: ProviderSpec) -> BaseUrlRule:
+    """How this provider's base URLs are normalised (see `compiler.table.BaseUrlRule`).
 
     OpenAI-compatible endpoints are taken as the OpenAI SDK takes `base_url`; a bare
     `scheme://host[:port]` gains `/v1` (so `http://localhost:11434` and `…:11434/v1` agree).
     Anthropic's SDK-style base URL drops a trailing `/v1`: its adapter appends `/v1/messages`.
     """
-    url = url.rstrip("/")
-    if spec.strip_v1_suffix and url.endswith("/v1"):
-        return url[: -len("/v1")]
-    if spec.wire == "openai" and not urlsplit(url).path:
-        return url + "/v1"
-    return url
+    return BaseUrlRule(
+        strip_suffix="/v1" if spec.strip_v1_suffix else None,
+        default_path="/v1" if spec.wire == "openai" else None,
+    )
+
+
+def normalise_base_url(spec: ProviderSpec, url: str) -> str:
+    """The base URL as the sidecar joins paths onto it, with no trailing slash."""
+    return base_url_rule(spec).apply(url)

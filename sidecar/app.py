@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import orjson
 from aiohttp import web
@@ -17,17 +17,17 @@ from sidecar.app_keys import STATE
 from sidecar.auth.sources import presented_key
 from sidecar.clock import Clock, MonotonicClock
 from sidecar.metrics import Metrics
-from sidecar.protocols.anthropic import ingress as anthropic
 from sidecar.protocols.base import Failure
-from sidecar.protocols.gemini import ingress as gemini
-from sidecar.protocols.openai import ingress as openai
+from sidecar.protocols.codec import Handler, IngressCodec
+from sidecar.protocols.openai.ingress import CODEC as OPENAI
+from sidecar.protocols.registry import INGRESS
 from sidecar.runtime import CredentialFactory, SharedState
-from sidecar.serving.flow import error_response
+from sidecar.serving.flow import serve
+from sidecar.serving.responses import error_response
 from sidecar.state import AppState
 
 log = logging.getLogger("astra.sidecar")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
@@ -52,19 +52,35 @@ def create_app(
         access_sink=access_sink,
     )
     state = AppState(table, shared, source_path)
+    codecs: dict[web.AbstractResource, IngressCodec] = {}
     app = web.Application(
-        middlewares=[_guard(_inbound_token(table, shared.env))],
+        middlewares=[_guard(_inbound_token(table, shared.env), codecs)],
         client_max_size=table.settings.max_body_bytes,
     )
     app[STATE] = state
-    openai.add_routes(app)
-    anthropic.add_routes(app)
-    gemini.add_routes(app)
+    for codec in INGRESS:
+        _add_ingress(app, codec, codecs)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.cleanup_ctx.append(_shared_lifecycle)
     return app
+
+
+def _add_ingress(app: web.Application, codec: IngressCodec, codecs: dict[web.AbstractResource, IngressCodec]) -> None:
+    """Registers an API's routes; each resource remembers its codec, for errors in its shape."""
+
+    async def call(request: web.Request) -> web.StreamResponse:
+        return await serve(request, codec)
+
+    for route in codec.routes():
+        handler = route.handler or call
+        # add_get also answers HEAD, as aiohttp's GET routes do by default.
+        if route.method == "GET":
+            added = app.router.add_get(route.path, handler)
+        else:
+            added = app.router.add_route(route.method, route.path, handler)
+        codecs[added.resource] = codec  # type: ignore[index]
 
 
 async def _shared_lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -94,7 +110,7 @@ def _presented_token(request: web.Request) -> str:
     return headers.get("x-astra-token") or presented_key(headers) or request.query.get("key", "")
 
 
-def _guard(token: str | None) -> Middleware:
+def _guard(token: str | None, codecs: Mapping[web.AbstractResource, IngressCodec]) -> Middleware:
     """Inbound auth (when configured), JSON errors for unknown routes, and no traceback ever."""
 
     @web.middleware
@@ -102,37 +118,32 @@ def _guard(token: str | None) -> Middleware:
         if token is not None and request.path not in _OPS_PATHS:
             presented = _presented_token(request)
             if not token or not hmac.compare_digest(presented.encode(), token.encode()):
-                return _json_error(
-                    request,
-                    Failure(
-                        401, "authentication_error", "missing or wrong sidecar token", code="invalid_api_key"
-                    ),
+                return error_response(
+                    _codec_of(request, codecs),
+                    Failure(401, "authentication_error", "missing or wrong sidecar token", code="invalid_api_key"),
                 )
         try:
             return await handler(request)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            return _json_error(
-                request, Failure(exc.status, _http_error_type(exc.status), exc.reason, code=None)
+            return error_response(
+                _codec_of(request, codecs), Failure(exc.status, _http_error_type(exc.status), exc.reason, code=None)
             )
         except Exception:
             log.exception("unexpected error serving %s %s", request.method, request.path)
-            return _json_error(
-                request, Failure(500, "server_error", "internal error in the sidecar", code="internal_error")
+            return error_response(
+                _codec_of(request, codecs),
+                Failure(500, "server_error", "internal error in the sidecar", code="internal_error"),
             )
 
     return guard
 
 
-def _json_error(request: web.Request, failure: Failure) -> web.Response:
-    """An error in the shape of the API the caller used (by route prefix; OpenAI's otherwise)."""
-    path = request.path
-    if path.startswith("/v1/anthropic/"):
-        return error_response(anthropic.CODEC, failure)
-    if path.startswith("/v1/gemini/"):
-        return error_response(gemini.CODEC, failure)
-    return error_response(openai.CODEC, failure)
+def _codec_of(request: web.Request, codecs: Mapping[web.AbstractResource, IngressCodec]) -> IngressCodec:
+    """The API of the route that matched (OpenAI's when none did)."""
+    resource = request.match_info.route.resource
+    return codecs.get(resource, OPENAI) if resource is not None else OPENAI
 
 
 def _http_error_type(status: int) -> str:

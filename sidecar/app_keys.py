@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
-from sidecar.state import AppState
+if TYPE_CHECKING:  # the state imports the protocols, whose routes read this key
+    from sidecar.state import AppState
 
-STATE = web.AppKey("astra_state", AppState)
+STATE: web.AppKey[AppState] = web.AppKey("astra_state")

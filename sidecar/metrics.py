@@ -5,7 +5,7 @@ Names (all prefixed `astra_`):
   request_duration_seconds{agent}                 whole request, retries and fallbacks included
   upstream_duration_seconds{provider}             one upstream attempt, to its answer or first chunk
   time_to_first_token_seconds{agent}              streams: request start to first chunk sent
-  upstream_attempts_total{agent,provider,outcome} every attempt (ok, error, network, breaker_open)
+  upstream_attempts_total{agent,provider,outcome} every attempt (ok, error, network, malformed, breaker_open)
   retries_total{agent,provider}                   attempts repeated on the same cluster
   fallbacks_total{agent,provider}                 moves to the next cluster in the plan
   breaker_state{cluster,provider}                 0 closed, 1 half-open, 2 open

@@ -1,8 +1,10 @@
 """Hot reload: on SIGHUP, or when the served file changes, load the new table and swap it in.
 
-The new file is compiled (an astra.yml) or validated (a routing table) off the event loop. If it
-is invalid the old table stays, the reason is logged and `astra_reloads_total{result="failed"}`
-counts it. Requests in flight finish on the runtime they started with.
+The new file is loaded off the event loop by the loader `astra serve` was given (the compiler's:
+an astra.yml is compiled, a routing table validated). If it gives no table (`TableLoadError`, or
+OSError) the old table stays, the reason is logged in one line and
+`astra_reloads_total{result="failed"}` counts it. Requests in flight finish on the runtime they
+started with.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import logging
 import os
 from collections.abc import Callable
 
-from compiler.table import RoutingTable
+from compiler.table import RoutingTable, TableLoadError
 from sidecar.state import AppState
 
 log = logging.getLogger("astra.sidecar")
 
+#: Reads the table at a path; raises TableLoadError (or OSError) when the file gives none.
 TableLoader = Callable[[str], RoutingTable]
 
 
@@ -34,7 +37,7 @@ class Reloader:
             metrics = self._state.shared.metrics
             try:
                 table = await asyncio.to_thread(self._load, self._path)
-            except Exception as exc:
+            except (TableLoadError, OSError) as exc:
                 metrics.reloads.labels("failed").inc()
                 log.error("reload (%s) refused, still serving the previous table: %s", reason, _describe(exc))
                 return False
@@ -61,8 +64,7 @@ def _fingerprint(path: str) -> tuple[int, int, int] | None:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def _describe(exc: Exception) -> str:
-    diagnostics = getattr(exc, "diagnostics", None)
-    if diagnostics:
-        return "; ".join(str(d) for d in diagnostics)
+def _describe(exc: TableLoadError | OSError) -> str:
+    if isinstance(exc, TableLoadError) and exc.reasons:
+        return "; ".join(exc.reasons)
     return f"{type(exc).__name__}: {exc}"

@@ -17,7 +17,6 @@ from types import MappingProxyType
 
 import orjson
 
-from compiler.providers import PROVIDERS, normalise_base_url
 from compiler.table import Agent, Cluster, Credentials, RoutingTable
 from sidecar.accesslog import AccessSink, LoggingSink
 from sidecar.auth import CredentialSource
@@ -25,7 +24,7 @@ from sidecar.auth.sources import EnvKeySource, NoAuthSource, PassthroughSource, 
 from sidecar.clock import Clock
 from sidecar.metrics import Metrics
 from sidecar.policy.agent import AgentPolicy
-from sidecar.protocols import ADAPTERS
+from sidecar.protocols import registry
 from sidecar.protocols.base import Adapter
 from sidecar.protocols.mock.transport import MockTransport
 from sidecar.resilience.breaker import ClusterBreaker
@@ -166,7 +165,7 @@ def resolve_cluster(cluster: Cluster, env: Mapping[str, str]) -> Cluster:
     """What the table leaves to start time: base-URL variables (OLLAMA_BASE_URL), the Vertex AI
     switch for Gemini, the AWS region for Bedrock."""
     if cluster.base_url_env and env.get(cluster.base_url_env):
-        base = normalise_base_url(PROVIDERS[cluster.provider], env[cluster.base_url_env])
+        base = cluster.env_base_url(env[cluster.base_url_env])
         cluster = replace(cluster, base_url=base)
     resolver = _RESOLVERS.get(cluster.wire)
     return resolver(cluster, env) if resolver else cluster
@@ -184,7 +183,7 @@ def build_runtime(table: RoutingTable, shared: SharedState) -> Runtime:
             )
         clusters[key] = ClusterRuntime(
             cluster=resolved,
-            adapter=ADAPTERS[cluster.wire],
+            adapter=registry.ADAPTERS[cluster.wire],
             transport=shared.transport_for(cluster),
             credentials=credentials,
             breaker=shared.breaker_for(cluster),

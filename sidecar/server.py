@@ -2,6 +2,9 @@
 
 With `--workers N` the parent forks N workers that share the port (SO_REUSEPORT); each has its
 own breakers and pools. The parent forwards SIGTERM/SIGINT/SIGHUP and exits when they have.
+
+Tables come from the loader the caller passes (`astra_sidecar.cli` passes the compiler's), which
+raises `TableLoadError` (or OSError) when a file gives no table.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from compiler.table import RoutingTable
+from compiler.table import RoutingTable, TableLoadError
 from sidecar.accesslog import BufferedSink, configure_logging
 from sidecar.app import create_app
 from sidecar.app_keys import STATE
-from sidecar.reload import Reloader
+from sidecar.reload import Reloader, TableLoader
 
 log = logging.getLogger("astra.sidecar")
 
@@ -30,31 +33,30 @@ log = logging.getLogger("astra.sidecar")
 @dataclass(frozen=True, slots=True)
 class ServeOptions:
     path: str
+    load: TableLoader
     host: str | None = None
     port: int | None = None
     workers: int = 1
     watch_interval_s: float = 1.0
 
 
-def serve_main(args: argparse.Namespace) -> int:
-    options = ServeOptions(path=args.config, host=args.host, port=args.port, workers=max(1, args.workers))
+def serve_main(args: argparse.Namespace, load: TableLoader) -> int:
+    """`astra serve` with the command line's arguments and the table loader to use."""
+    options = ServeOptions(
+        path=args.config, load=load, host=args.host, port=args.port, workers=max(1, args.workers)
+    )
     return serve(options)
-
-
-def _load(path: str) -> RoutingTable:
-    from compiler.loader import load_routing_table
-
-    return load_routing_table(path)
 
 
 def serve(options: ServeOptions) -> int:
     configure_logging()
     try:
-        table = _load(options.path)
-    except Exception as exc:
-        diagnostics = getattr(exc, "diagnostics", None)
-        for line in diagnostics or [f"{options.path}: {type(exc).__name__}: {exc}"]:
-            print(line, file=sys.stderr)
+        table = options.load(options.path)
+    except TableLoadError as exc:
+        print("\n".join(exc.reasons) or f"{options.path}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{options.path}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     host = options.host or table.settings.listen.host
     port = options.port if options.port is not None else table.settings.listen.port
@@ -86,7 +88,7 @@ async def _serve_async(
     site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
     await site.start()
     _tune_gc()
-    reloader = Reloader(state, options.path, _load)
+    reloader = Reloader(state, options.path, options.load)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -129,7 +131,7 @@ def _supervise(options: ServeOptions, host: str, port: int) -> int:
     for _ in range(options.workers):
         pid = os.fork()
         if pid == 0:
-            table = _load(options.path)
+            table = options.load(options.path)
             os._exit(_run_worker(options, table, host, port, reuse_port=True))
         children.append(pid)
 

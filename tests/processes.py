@@ -1,7 +1,9 @@
-"""For tests that run `astra serve` as a real process: a free loopback port, and polling."""
+"""Waiting on conditions instead of fixed sleeps: a free loopback port and `wait_until` for tests
+that run `astra serve` as a real process, `eventually` for tests on the event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import Callable
@@ -24,3 +26,15 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
             pass
         time.sleep(0.05)
     return False
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.01) -> bool:
+    """Polls `predicate` on the running loop (yielding to it in between) until true or `timeout`
+    passes; true when it came true. The loop keeps running other tasks while this waits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(interval)

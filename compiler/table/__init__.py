@@ -1,13 +1,16 @@
 """The routing table: the one contract between the compiler and the sidecar.
 
-`model` holds the frozen dataclasses and the JSON loader, `retry` the meaning of a retry policy
-(backoff delays and the worst-case latency budget), `prompts` the sandbox that renders system
-prompts. The sidecar imports nothing else of the compiler.
+`model` holds the frozen dataclasses, `load` their JSON form (the loader, the canonical bytes and
+the content hash), `retry` the meaning of a retry policy (backoff delays and the worst-case
+latency budget), `prompts` the sandbox that renders system prompts. The sidecar imports nothing
+else of the compiler (tests/compiler/test_import_contract.py checks it).
 """
 
+from compiler.table.load import TableLoadError, canonical_json, content_hash, dump_table_json, table_from_json
 from compiler.table.model import (
     SCHEMA_VERSION,
     Agent,
+    BaseUrlRule,
     BreakerPolicy,
     Cluster,
     Credentials,
@@ -24,16 +27,13 @@ from compiler.table.model import (
     Timeouts,
     ToolPolicy,
     VertexTarget,
-    canonical_json,
     cluster_key,
-    content_hash,
-    dump_table_json,
-    table_from_json,
 )
 
 __all__ = [
     "SCHEMA_VERSION",
     "Agent",
+    "BaseUrlRule",
     "BreakerPolicy",
     "Cluster",
     "Credentials",
@@ -47,6 +47,7 @@ __all__ = [
     "RetryPolicy",
     "RoutingTable",
     "Settings",
+    "TableLoadError",
     "Timeouts",
     "ToolPolicy",
     "VertexTarget",

@@ -13,28 +13,27 @@ ordered cluster keys, primary first, then fallbacks.
 `hash` is the SHA-256 of the canonical JSON of everything else, so two tables with the same hash
 route identically. Credentials appear only as environment variable names.
 
-Two keys appear only when used, so the tables of configs that do not use them (and their hashes)
+Some keys appear only when used, so the tables of configs that do not use them (and their hashes)
 stay as they were: an agent's `planLimits` (one `{maxContextTokens}` per plan entry, written when
-some entry's context window differs from the agent's `maxContextTokens`) and a mock's `toolCalls`.
+some entry's context window differs from the agent's `maxContextTokens`), a mock's `toolCalls`, a
+cluster's `baseUrlRule` (with `baseUrlEnv`) and its credentials' `keylessToken`. A table written
+before the last two existed still loads: its env base URL then only loses trailing slashes, and
+its keyless clusters send no token.
+
+`compiler.table.load` reads and writes the JSON form.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 SCHEMA_VERSION = 1
 
 CredentialMode = Literal["env", "passthrough", "none", "aws", "google"]
 Json = dict[str, Any]
-
-
-def _frozen_map(value: Mapping[str, Any] | None) -> MappingProxyType[str, Any]:
-    return MappingProxyType(dict(value or {}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +85,8 @@ class Credentials:
     mode: CredentialMode = "env"
     env: str | None = None
     required: bool = True
+    #: Sent as the bearer when the optional key is unset (vLLM without --api-key); None sends none.
+    keyless_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +137,26 @@ class MockBehavior:
 
 
 @dataclass(frozen=True, slots=True)
+class BaseUrlRule:
+    """How a base URL is normalised before paths are joined onto it (the compiler does it to a
+    written endpoint, the sidecar to one read from `baseUrlEnv` at start): trailing slashes go;
+    then `strip_suffix` is cut off the end (Anthropic's SDK-style `…/v1`: its adapter appends
+    `/v1/messages`), else a bare `scheme://host[:port]` gains `default_path` (OpenAI-compatible
+    servers, taken as the OpenAI SDK takes `base_url`: `http://localhost:11434` means `…/v1`)."""
+
+    strip_suffix: str | None = None
+    default_path: str | None = None
+
+    def apply(self, url: str) -> str:
+        url = url.rstrip("/")
+        if self.strip_suffix and url.endswith(self.strip_suffix):
+            return url[: -len(self.strip_suffix)]
+        if self.default_path and not urlsplit(url).path:
+            return url + self.default_path
+        return url
+
+
+@dataclass(frozen=True, slots=True)
 class Cluster:
     key: str
     provider: str
@@ -153,6 +174,12 @@ class Cluster:
     region: str | None = None
     vertex: VertexTarget | None = None
     mock: MockBehavior | None = None
+    #: Applied to the value of `base_url_env` when that variable is set at start.
+    base_url_rule: BaseUrlRule = BaseUrlRule()
+
+    def env_base_url(self, value: str) -> str:
+        """The base URL to use when `base_url_env` holds `value`."""
+        return self.base_url_rule.apply(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,147 +264,5 @@ class RoutingTable:
         return tuple(self.clusters[key] for key in agent.plan)
 
 
-# --- JSON (de)serialisation -------------------------------------------------------------------
-
-
 def cluster_key(provider: str, model_id: str, base_url: str) -> str:
     return f"{provider}:{model_id}:{base_url}"
-
-
-def canonical_json(data: Json) -> bytes:
-    """The bytes the content hash is taken over: sorted keys, no whitespace."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def content_hash(data: Json) -> str:
-    body = {k: v for k, v in data.items() if k != "hash"}
-    return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
-
-
-def dump_table_json(data: Json) -> str:
-    """Deterministic on-disk form: sorted keys, two-space indent, trailing newline."""
-    return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-
-
-def _retry_from(d: Json) -> RetryPolicy:
-    return RetryPolicy(
-        max_retries=d["maxRetries"],
-        base_delay_ms=d["baseDelayMs"],
-        max_delay_ms=d["maxDelayMs"],
-        jitter=d["jitter"],
-        retry_on=tuple(d["retryOn"]),
-        retry_network_errors=d["retryNetworkErrors"],
-        max_retry_after_ms=d["maxRetryAfterMs"],
-    )
-
-
-def _breaker_from(d: Json) -> BreakerPolicy:
-    return BreakerPolicy(
-        failure_threshold=d["failureThreshold"],
-        window_ms=d["windowMs"],
-        cooldown_ms=d["cooldownMs"],
-        success_threshold=d["successThreshold"],
-    )
-
-
-def _mock_from(d: Json | None) -> MockBehavior | None:
-    if d is None:
-        return None
-    return MockBehavior(
-        reply=d.get("reply"),
-        latency_ms=d["latencyMs"],
-        chunk_delay_ms=d["chunkDelayMs"],
-        status=d.get("status"),
-        fail_rate=d["failRate"],
-        retry_after_ms=d.get("retryAfterMs"),
-        cut_after_chunks=d.get("cutAfterChunks"),
-        seed=d["seed"],
-        tool_calls=tuple(MockToolCall(c["name"], c["arguments"]) for c in d.get("toolCalls", ())),
-    )
-
-
-def _cluster_from(key: str, d: Json) -> Cluster:
-    rules = d["rules"]
-    vertex = d.get("vertex")
-    return Cluster(
-        key=key,
-        provider=d["provider"],
-        wire=d["wire"],
-        model_id=d["modelId"],
-        base_url=d["baseUrl"],
-        base_url_env=d.get("baseUrlEnv"),
-        auth=d["auth"],
-        credentials=Credentials(
-            mode=d["credentials"]["mode"],
-            env=d["credentials"].get("env"),
-            required=d["credentials"]["required"],
-        ),
-        headers=_frozen_map(d["headers"]),
-        breaker=_breaker_from(d["breaker"]),
-        rules=RequestRules(
-            drop_params=tuple(rules["dropParams"]),
-            rename_params=_frozen_map(rules["renameParams"]),
-            drop_message_keys=tuple(rules["dropMessageKeys"]),
-            developer_as_system=rules["developerAsSystem"],
-            max_choices=rules.get("maxChoices"),
-            temperature_max=rules["temperatureMax"],
-        ),
-        streaming=d["streaming"],
-        tools=d["tools"],
-        region=d.get("region"),
-        vertex=VertexTarget(vertex["project"], vertex["location"], vertex.get("credentialsFile"))
-        if vertex
-        else None,
-        mock=_mock_from(d.get("mock")),
-    )
-
-
-def _agent_from(agent_id: str, d: Json) -> Agent:
-    tools = d["tools"]
-    timeouts = d["timeouts"]
-    cache = d["promptCache"]
-    return Agent(
-        id=agent_id,
-        display_name=d.get("displayName"),
-        tier=d.get("tier"),
-        plan=tuple(d["plan"]),
-        max_context_tokens=d.get("maxContextTokens"),
-        max_output_tokens=d.get("maxOutputTokens"),
-        temperature=d.get("temperature"),
-        system_prompt=d.get("systemPrompt"),
-        tools=ToolPolicy(
-            allow=tuple(tools["allow"]) if tools.get("allow") is not None else None,
-            deny=tuple(tools["deny"]),
-        ),
-        retry=_retry_from(d["retry"]),
-        timeouts=Timeouts(
-            connect_ms=timeouts["connectMs"],
-            attempt_ms=timeouts["attemptMs"],
-            stream_idle_ms=timeouts["streamIdleMs"],
-        ),
-        request_timeout_ms=d["requestTimeoutMs"],
-        prompt_cache=PromptCache(system_prompt=cache["systemPrompt"], tools=cache["tools"]),
-        prompt_vars=_frozen_map(d.get("promptVars")),
-        plan_limits=tuple(PlanLimits(limit.get("maxContextTokens")) for limit in d.get("planLimits", ())),
-    )
-
-
-def _settings_from(d: Json) -> Settings:
-    return Settings(
-        listen=Listen(host=d["listen"]["host"], port=d["listen"]["port"]),
-        drain_grace_ms=d["drainGraceMs"],
-        max_body_bytes=d["maxBodyBytes"],
-        inbound_token_env=d.get("inboundTokenEnv"),
-    )
-
-
-def table_from_json(data: Json) -> RoutingTable:
-    """Freeze a routing-table document (already validated against its schema)."""
-    return RoutingTable(
-        schema_version=data["schemaVersion"],
-        source_sha256=data["sourceSha256"],
-        hash=data["hash"],
-        settings=_settings_from(data["settings"]),
-        clusters=MappingProxyType({k: _cluster_from(k, v) for k, v in sorted(data["clusters"].items())}),
-        agents=MappingProxyType({k: _agent_from(k, v) for k, v in data["agents"].items()}),
-    )

@@ -1,22 +1,30 @@
-"""Worst-case latency of an agent's plan, for the AST214 warning and `astra explain`.
+"""What a retry policy means in time: the sidecar's backoff, and the worst case behind the AST214
+warning and `astra explain`. Both come from `delay_ms`, so they cannot disagree.
 
-One cluster attempt can take (1 + maxRetries) * attemptMs plus the backoff delays between tries;
-delay n (1-based) is min(maxDelayMs, baseDelayMs * 2^(n-1)) * (1 + jitter). Retry-After hints
-from providers are not counted: they are capped by maxRetryAfterMs and vary per response.
+Retry n (1-based) of one cluster waits `delay_ms(policy, n)` = min(maxDelayMs, baseDelayMs *
+2^(n-1)), shortened at random by up to `jitter` of it (`backoff_s`, as `sidecar.resilience.plan`
+waits): between delay * (1 - jitter) and delay. Jitter never lengthens a wait, so the worst case
+is the un-jittered delay. One cluster of the plan can take (1 + maxRetries) * attemptMs plus those
+delays. Retry-After hints from providers are not counted: they are capped by maxRetryAfterMs and
+vary per response.
 """
 
 from __future__ import annotations
 
-import math
+import random
 from dataclasses import dataclass
 
-from compiler.table import RetryPolicy, Timeouts
+from compiler.table.model import RetryPolicy, Timeouts
 
 
-def backoff_ms(retry: RetryPolicy, retry_number: int) -> int:
-    """Longest wait before retry `retry_number` (1-based)."""
-    delay: int = min(retry.max_delay_ms, retry.base_delay_ms * 2 ** (retry_number - 1))
-    return math.ceil(delay * (1 + retry.jitter))
+def delay_ms(policy: RetryPolicy, retry_number: int) -> int:
+    """The un-jittered delay before retry `retry_number` (1-based): the longest the wait can be."""
+    return min(policy.max_delay_ms, policy.base_delay_ms * (1 << (retry_number - 1)))
+
+
+def backoff_s(policy: RetryPolicy, retry: int, rng: random.Random) -> float:
+    """Seconds to wait before the `retry`-th retry (0-based), jittered down by up to `jitter`."""
+    return delay_ms(policy, retry + 1) / 1000.0 * (1.0 - policy.jitter * rng.random())
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +38,14 @@ class AttemptBudget:
         return self.tries * self.attempt_ms + self.backoff_ms
 
 
+def worst_delays_ms(policy: RetryPolicy) -> tuple[int, ...]:
+    """The longest wait before each retry, first to last."""
+    return tuple(delay_ms(policy, n) for n in range(1, policy.max_retries + 1))
+
+
 def attempt_budget(retry: RetryPolicy, timeouts: Timeouts) -> AttemptBudget:
     """Worst case for one cluster of the plan."""
-    backoff = sum(backoff_ms(retry, n) for n in range(1, retry.max_retries + 1))
-    return AttemptBudget(1 + retry.max_retries, timeouts.attempt_ms, backoff)
+    return AttemptBudget(1 + retry.max_retries, timeouts.attempt_ms, sum(worst_delays_ms(retry)))
 
 
 def unreachable_from(plan_length: int, budget: AttemptBudget, deadline_ms: int) -> int | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from compiler.providers import KEYLESS_PLACEHOLDER
 from compiler.table import Cluster
 from sidecar.errors import ClientError, UpstreamError
 from sidecar.protocols.base import NO_AUTH, AuthMaterial, Failure, Secret
@@ -39,8 +38,8 @@ class EnvKeySource:
         if value:
             self._material = AuthMaterial(token=Secret(value))
         elif not cluster.credentials.required:
-            keyless = cluster.auth == "bearer" and cluster.provider == "vllm"
-            self._material = AuthMaterial(token=Secret(KEYLESS_PLACEHOLDER)) if keyless else NO_AUTH
+            keyless = cluster.credentials.keyless_token
+            self._material = AuthMaterial(token=Secret(keyless)) if keyless else NO_AUTH
         else:
             self._material = None  # type: ignore[assignment]
 

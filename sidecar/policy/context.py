@@ -5,17 +5,19 @@ side for English text):
 
     tokens = ceil(characters / 4) + 4 * messages + 1000 * media_parts
 
-- *characters*: every string in the conversation — `messages` (OpenAI, Anthropic) or `contents`
-  (Gemini), the caller's `system` / `systemInstruction`, the agent's own system prompt template
-  — and every key and string of the tool definitions (`tools`, legacy `functions`);
-- *messages*: entries of `messages` / `contents` (4 tokens each for roles and framing);
+- *characters*: every string in the conversation, the caller's own system text and the agent's
+  system prompt template, and every key and string of the tool definitions — each API's codec
+  says where those are (`IngressCodec.size`: `messages`, `contents`, `system`,
+  `systemInstruction`, `tools`, legacy `functions`…);
+- *messages*: entries of the conversation (4 tokens each for roles and framing);
 - *media parts*: images, audio, documents and files (`image_url`, `input_audio`, `file`,
   `image`, `document`, Gemini `inlineData` / `fileData`) count a fixed 1000 tokens each, whatever
   their size; their bytes are not counted as text.
 
 The answer needs room too: the reserve is the output cap that will be sent — the caller's
-(`max_completion_tokens`, `max_tokens`, `generationConfig.maxOutputTokens`), at most the
-agent's `maxOutputTokens` — or the agent's cap when the caller gave none (0 without either).
+(`max_completion_tokens`, `max_tokens`, `generationConfig.maxOutputTokens`: the smallest it
+set), at most the agent's `maxOutputTokens` — or the agent's cap when the caller gave none (0
+without either).
 
 Each plan entry has its own window (`Agent.context_limits()`: a fallback's `maxContextTokens`,
 else the agent's). Entries whose window is smaller than estimate + reserve are left out of this
@@ -30,21 +32,19 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sidecar.errors import ClientError
-from sidecar.protocols.base import Body
-from sidecar.runtime import AgentRuntime
+from sidecar.protocols.codec import RequestSize
+
+if TYPE_CHECKING:  # types only: the runtime imports the protocol registry
+    from sidecar.runtime import AgentRuntime
 
 CHARS_PER_TOKEN = 4
 MESSAGE_TOKENS = 4
 MEDIA_TOKENS = 1000
 
-_CONVERSATION = ("messages", "contents")
-_SYSTEM = ("system", "systemInstruction")
-_TOOLS = ("tools", "functions")
 _MEDIA_TYPES = frozenset({"image_url", "input_image", "input_audio", "image", "audio", "document", "file"})
-_OUTPUT_CAPS = ("max_completion_tokens", "max_tokens")
 
 
 def _is_media(node: Mapping[str, Any]) -> bool:
@@ -74,48 +74,31 @@ def _measure(value: Any, *, keys: bool) -> tuple[int, int]:
     return chars, media
 
 
-def estimate_tokens(body: Mapping[str, Any], system_prompt: str | None = None) -> int:
+def estimate_tokens(size: RequestSize, system_prompt: str | None = None) -> int:
     """The documented estimate of a request's input tokens (see the module docstring)."""
-    chars, media, messages = len(system_prompt or ""), 0, 0
-    for key in _CONVERSATION:
-        conversation = body.get(key)
-        if isinstance(conversation, list):
-            messages += len(conversation)
-            found, pictures = _measure(conversation, keys=False)
-            chars, media = chars + found, media + pictures
-    for key in _SYSTEM:
-        found, pictures = _measure(body.get(key), keys=False)
-        chars, media = chars + found, media + pictures
-    for key in _TOOLS:
-        chars += _measure(body.get(key), keys=True)[0]
-    return math.ceil(chars / CHARS_PER_TOKEN) + MESSAGE_TOKENS * messages + MEDIA_TOKENS * media
+    conversation = size.conversation if isinstance(size.conversation, list) else []
+    chars, media = _measure(conversation, keys=False)
+    system_chars, system_media = _measure(size.system, keys=False)
+    chars += len(system_prompt or "") + system_chars + sum(_measure(t, keys=True)[0] for t in size.tools)
+    media += system_media
+    return math.ceil(chars / CHARS_PER_TOKEN) + MESSAGE_TOKENS * len(conversation) + MEDIA_TOKENS * media
 
 
-def _requested_output(body: Mapping[str, Any]) -> int | None:
-    config = body.get("generationConfig")
-    candidates = [body.get(key) for key in _OUTPUT_CAPS]
-    if isinstance(config, Mapping):
-        candidates.append(config.get("maxOutputTokens"))
-    sizes = [n for n in candidates if isinstance(n, int) and not isinstance(n, bool) and n > 0]
-    return min(sizes) if sizes else None
-
-
-def output_reserve(body: Mapping[str, Any], agent_cap: int | None) -> int:
+def output_reserve(requested: int | None, agent_cap: int | None) -> int:
     """Tokens kept free for the answer: the caller's output cap, at most the agent's."""
-    requested = _requested_output(body)
     if requested is None:
         return agent_cap or 0
     return requested if agent_cap is None else min(requested, agent_cap)
 
 
-def fit_plan(runtime: AgentRuntime, body: Body) -> AgentRuntime:
+def fit_plan(runtime: AgentRuntime, size: RequestSize) -> AgentRuntime:
     """`runtime`, or a copy whose plan keeps only the entries whose window fits this request."""
     agent = runtime.agent
     if agent.max_context_tokens is None and not agent.plan_limits:
         return runtime
     limits = agent.context_limits()
-    estimate = estimate_tokens(body, agent.system_prompt)
-    needed = estimate + output_reserve(body, agent.max_output_tokens)
+    estimate = estimate_tokens(size, agent.system_prompt)
+    needed = estimate + output_reserve(size.output_cap, agent.max_output_tokens)
     fits = [limit is None or needed <= limit for limit in limits]
     if all(fits):
         return runtime

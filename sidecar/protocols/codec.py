@@ -136,7 +136,8 @@ class PolicyAccess(Protocol):
         ...
 
     def choices(self, body: Body) -> tuple[int | None, str]:
-        """The number of answers asked for, and the name of that field for an error message."""
+        """The number of answers asked for, and that field's path for an error's `param`
+        (e.g. `n`, `generationConfig.candidateCount`)."""
         ...
 
 
@@ -166,12 +167,3 @@ class NativePath(Protocol):
         ...
 
     def watch(self, cluster: Cluster) -> StreamWatch: ...
-
-
-# --- transitional: the old native interface, removed once every protocol implements the above ---
-
-
-@dataclass(frozen=True, slots=True)
-class NativePrepared:
-    body: Body
-    removed_tools: tuple[str, ...]

@@ -1,24 +1,57 @@
-"""Adapter registry: wire format → adapter. Provider ids map to wire formats in the compiler's
-registry (`compiler.providers`); the sidecar only ever looks up the wire format here."""
+"""The protocol registry: wire format → what the sidecar has for it.
+
+Each wire format has a folder here with its upstream adapter (`base.Adapter`), and, when clients
+may call the sidecar in that API, its ingress codec and optional native pass-through
+(`codec.IngressCodec`, `codec.NativePath`). Provider ids map to wire formats in the compiler's
+registry (`compiler/providers.py`, copied into each cluster of the table); the sidecar only ever
+looks up the wire format here. A new wire format is one folder and one line below.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 
+from sidecar.protocols.anthropic import ingress as anthropic_ingress
+from sidecar.protocols.anthropic import native as anthropic_native
 from sidecar.protocols.anthropic.adapter import AnthropicAdapter
 from sidecar.protocols.base import Adapter
 from sidecar.protocols.bedrock import BedrockAdapter
+from sidecar.protocols.codec import IngressCodec, NativePath
 from sidecar.protocols.gemini import GeminiAdapter
+from sidecar.protocols.gemini import ingress as gemini_ingress
+from sidecar.protocols.gemini import native as gemini_native
+from sidecar.protocols.openai import ingress as openai_ingress
 from sidecar.protocols.openai.adapter import OpenAICompatAdapter
+
+
+@dataclass(frozen=True, slots=True)
+class WireProtocol:
+    adapter: Adapter
+    ingress: IngressCodec | None = None
+    native: NativePath | None = None
+
 
 _OPENAI = OpenAICompatAdapter()
 
-ADAPTERS: MappingProxyType[str, Adapter] = MappingProxyType(
+PROTOCOLS: Mapping[str, WireProtocol] = MappingProxyType(
     {
-        "openai": _OPENAI,
-        "mock": _OPENAI,
-        "anthropic": AnthropicAdapter(),
-        "gemini": GeminiAdapter(),
-        "bedrock": BedrockAdapter(),
+        "openai": WireProtocol(_OPENAI, openai_ingress.CODEC),
+        "mock": WireProtocol(_OPENAI),
+        "anthropic": WireProtocol(AnthropicAdapter(), anthropic_ingress.CODEC, anthropic_native.NATIVE),
+        "gemini": WireProtocol(GeminiAdapter(), gemini_ingress.CODEC, gemini_native.NATIVE),
+        "bedrock": WireProtocol(BedrockAdapter()),
     }
 )
+
+ADAPTERS: Mapping[str, Adapter] = MappingProxyType({wire: p.adapter for wire, p in PROTOCOLS.items()})
+
+#: The APIs the sidecar accepts, in the order their routes are registered.
+INGRESS: tuple[IngressCodec, ...] = tuple(p.ingress for p in PROTOCOLS.values() if p.ingress is not None)
+
+
+def native_path(wire: str) -> NativePath | None:
+    """The native pass-through for clients of `wire`, if that API has one."""
+    protocol = PROTOCOLS.get(wire)
+    return protocol.native if protocol is not None else None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.cli import main
+from astra_sidecar.cli import main
 from tests.compiler.helpers import Cli, CliResult, Write
 
 

@@ -7,17 +7,22 @@ import subprocess
 import sys
 import types
 from argparse import Namespace
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from compiler.table import dump_table_json
+from compiler.cli import main as compiler_main
+from compiler.loader import load_routing_table
+from compiler.table import RoutingTable, dump_table_json
 from tests.compiler.helpers import Cli, Write
+
+TableLoader = Callable[[str], RoutingTable]
 
 CLEAN = "agents:\n  - id: demo\n    model: {provider: mock, modelId: echo}\n"
 BROKEN = "agents:\n  - id: demo\n    model: {provider: mokc, modelId: echo}\n    tier: [x]\n"
-#: Two fallbacks: with the default budget (3 tries of 30000 ms + 900 ms backoff = 90900 ms per entry)
-#: the second starts after 181800 ms, past the 120000 ms deadline: exactly one AST214 at 2:9.
+#: Two fallbacks: with the default budget (3 tries of 30000 ms + 750 ms backoff = 90750 ms per entry)
+#: the second starts after 181500 ms, past the 120000 ms deadline: exactly one AST214 at 2:9.
 WARNS = ("agents:\n  - id: a\n    model: {provider: mock, modelId: m, "
          "fallback: [{provider: mock, modelId: n}, {provider: mock, modelId: o}]}\n")
 REPO = Path(__file__).resolve().parents[2]
@@ -184,9 +189,11 @@ Plan (tried in order):
   3. fallback 2  mock model sorry answers locally: reply 'Try later.'; latency 5 ms, 0 ms between chunks
                  breaker opens after 5 failures within 60000 ms, probes again after 60000 ms
 Retry:    up to 2 retries per plan entry on HTTP 429, 500, 502, 503, 504 and network errors; backoff 250 ms \
-doubling up to 8000 ms plus up to 20% jitter (worst delays: 300 ms, 600 ms); Retry-After honoured up to 30000 ms
-Timeouts: connect 10000 ms, response headers 20000 ms per try, stream idle 60000 ms; whole request 120000 ms
-Budget:   worst case 60900 ms per plan entry (3 tries of 20000 ms + 900 ms backoff), 182700 ms for the whole plan; \
+doubling up to 8000 ms, each delay shortened at random by up to 20% (longest delays: 250 ms, 500 ms); \
+Retry-After honoured up to 30000 ms
+Timeouts: connect 10000 ms; 20000 ms per try for the whole answer (or a stream's first chunk); stream idle 60000 ms; \
+whole request 120000 ms
+Budget:   worst case 60750 ms per plan entry (3 tries of 20000 ms + 750 ms backoff), 182250 ms for the whole plan; \
 fallback 2 starts after the 120000 ms deadline and may never be reached
 Limits:   output up to 512 tokens
 Tools:    allowed: all; denied: shell
@@ -213,25 +220,25 @@ def test_explain_invalid_config(cli: Cli, write: Write) -> None:
     assert (result.code, result.err) == (1, f"{path}:4:11: error AST103 agents[0].tier: expected a string, got a list\n")
 
 
-def test_serve_hands_over_to_the_sidecar(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[Namespace] = []
+def test_serve_hands_over_to_the_sidecar_with_the_compilers_loader(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[Namespace, TableLoader]] = []
     fake = types.ModuleType("sidecar.server")
 
-    def serve_main(args: Namespace) -> int:
-        seen.append(args)
+    def serve_main(args: Namespace, load: TableLoader) -> int:
+        seen.append((args, load))
         return 7
 
     fake.serve_main = serve_main  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "sidecar.server", fake)
     assert cli("serve", "astra.yml", "--port", "9000", "--workers", "2").code == 7
-    (args,) = seen
+    ((args, load),) = seen
     assert (args.config, args.host, args.port, args.workers) == ("astra.yml", None, 9000, 2)
+    assert load is load_routing_table
 
 
-def test_serve_without_the_sidecar(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "sidecar.server", None)
-    result = cli("serve", "astra.yml")
-    assert (result.code, result.err) == (2, "astra serve: the sidecar (sidecar.server) is not available in this installation\n")
+def test_the_compiler_verbs_alone_have_no_serve(capsys: pytest.CaptureFixture[str]) -> None:
+    assert compiler_main(["serve", "astra.yml"]) == 2
+    assert "invalid choice: 'serve'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -247,9 +254,16 @@ def test_version(cli: Cli) -> None:
     assert result.code == 0 and result.out.startswith("astra ") and result.err == ""
 
 
-def test_python_dash_m_runs_the_cli() -> None:
+@pytest.mark.parametrize("package", ["astra_sidecar", "compiler"])
+def test_python_dash_m_runs_the_cli(package: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "compiler", "lint", "examples/astra.yml"],
+        [sys.executable, "-m", package, "lint", "examples/astra.yml"],
         cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "0 error(s), 0 warning(s) in 1 file(s)\n")
+
+
+def test_verbs_other_than_serve_do_not_import_the_sidecar() -> None:
+    code = "import sys; from astra_sidecar.cli import main; main(['lint', 'examples/astra.yml']); print(sorted(m for m in sys.modules if m.split('.')[0] == 'sidecar'))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout == "[]\n"

@@ -1,4 +1,4 @@
-"""The shared prompt sandbox: environment, render context and template checks."""
+"""The prompt sandbox (compiler.table.prompts: environment, render context) and the template checks."""
 
 from __future__ import annotations
 
@@ -11,15 +11,9 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
-from compiler.prompts import (
-    PROMPT_VARIABLES,
-    TemplateProblem,
-    _free_names,
-    check_template,
-    make_environment,
-    render_context,
-)
+from compiler.prompts import PROMPT_VARIABLES, TemplateProblem, _free_names, check_template
 from compiler.table import table_from_json
+from compiler.table.prompts import make_environment, render_context
 from tests.compiler.helpers import compile_text
 
 CONFIG = (

@@ -102,7 +102,7 @@ def _rich_table() -> Json:
         "      maxContextTokens: 9\n      maxOutputTokens: 8\n"
         "      vertex: {project: p, location: l, credentialsFile: f}\n      fallback:\n"
         "        - {provider: bedrock, modelId: b, region: r}\n        - {provider: ollama, modelId: o}\n"
-        "        - {provider: openrouter, modelId: r}\n"
+        "        - {provider: openrouter, modelId: r}\n        - {provider: vllm, modelId: v, endpoint: 'http://gpu:8000'}\n"
         "        - {provider: mock, modelId: m, mock: {reply: r, status: 500, retryAfterMs: 1, cutAfterChunks: 2}}\n"
     )
 

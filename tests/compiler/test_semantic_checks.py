@@ -158,15 +158,16 @@ def test_template_locals_are_not_undefined() -> None:
 
 
 def test_latency_budget_with_defaults_and_a_fallback() -> None:
-    # Defaults: 3 tries of 30000 ms + 900 ms backoff = 90900 ms per plan entry, deadline 120000 ms.
-    # Fallback 1 starts after 90900 ms (reached); fallback 2 after 181800 ms (may not be).
+    # Defaults: 3 tries of 30000 ms + 750 ms backoff (250 + 500, jitter only shortens) = 90750 ms
+    # per plan entry, deadline 120000 ms. Fallback 1 starts after 90750 ms (reached); fallback 2
+    # after 181500 ms (may not be).
     text = "agents:\n  - id: a\n    model: {provider: openai, modelId: m, fallback: {provider: groq, modelId: g}}\n"
     assert lint_text(text) == []
     second = text.replace("fallback: {provider: groq, modelId: g}",
                           "fallback: [{provider: groq, modelId: g}, {provider: mistral, modelId: s}]")
     assert lint_text(second) == [
-        "2:9: warning AST214 worst case, each plan entry takes 90900 ms (3 tries of 30000 ms attemptMs + 900 ms "
-        "backoff), so fallback 2 (mistral:s:https://api.mistral.ai/v1) starts after 181800 ms, past "
+        "2:9: warning AST214 worst case, each plan entry takes 90750 ms (3 tries of 30000 ms attemptMs + 750 ms "
+        "backoff), so fallback 2 (mistral:s:https://api.mistral.ai/v1) starts after 181500 ms, past "
         "requestTimeoutMs 120000: later fallbacks may never be reached"
     ]
 

@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import asdict
 from typing import Any
 
+import pytest
+
 from compiler.schemas import TABLE_SCHEMA, validator
 from compiler.table import (
     BreakerPolicy,
@@ -105,6 +107,27 @@ def test_endpoints_are_normalised() -> None:
     ollama_default = table["clusters"]["ollama:l:http://localhost:11434/v1"]
     assert (ollama_default["baseUrlEnv"], ollama_default["credentials"]) == (
         "OLLAMA_BASE_URL", {"mode": "none", "env": None, "required": False})
+    assert ollama_default["baseUrlRule"] == {"stripSuffix": None, "defaultPath": "/v1"}
+    assert "baseUrlRule" not in ollama_custom, "written only where a variable can replace the URL"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://gpu:11434", "http://gpu:11434/", "http://gpu:11434/v1/", "https://proxy.example/ollama/v1"]
+)
+def test_the_sidecar_normalises_an_env_base_url_as_the_compiler_does_an_endpoint(url: str) -> None:
+    default = table_from_json(compile_text("agents:\n  a: {model: {provider: ollama, modelId: l}}\n"))
+    written = compile_text(f"agents:\n  a: {{model: {{provider: ollama, modelId: l, endpoint: '{url}'}}}}\n")
+    (cluster,) = default.clusters.values()
+    (expected,) = written["clusters"].values()
+    assert cluster.env_base_url(url) == expected["baseUrl"]
+
+
+def test_a_table_without_a_base_url_rule_only_drops_trailing_slashes() -> None:
+    data = compile_text("agents:\n  a: {model: {provider: ollama, modelId: l}}\n")
+    (cluster,) = data["clusters"].values()
+    del cluster["baseUrlRule"]
+    (frozen,) = table_from_json(data).clusters.values()
+    assert frozen.env_base_url("http://gpu:11434/") == "http://gpu:11434"
 
 
 def test_bedrock_urls_and_regions() -> None:
@@ -169,7 +192,7 @@ def test_provider_overrides_credentials_headers_and_breakers() -> None:
     assert table["clusters"]["grok:g:https://api.x.ai/v1#passthrough"]["credentials"] == {
         "mode": "passthrough", "env": None, "required": False}
     assert table["clusters"]["vllm:v:http://gpu:8000/v1"]["credentials"] == {
-        "mode": "env", "env": "VLLM_API_KEY", "required": False}
+        "mode": "env", "env": "VLLM_API_KEY", "required": False, "keylessToken": "astra-no-key"}
 
 
 def test_mock_behaviour_and_keys() -> None:
@@ -258,3 +281,12 @@ def test_passthrough_clusters_are_never_shared_with_env_ones() -> None:
     assert table["agents"]["b"]["plan"] == [OPENAI + "#passthrough"]
     modes = {key: cluster["credentials"]["mode"] for key, cluster in table["clusters"].items()}
     assert modes == {OPENAI: "env", OPENAI + "#passthrough": "passthrough"}
+
+
+def test_keyless_token_is_frozen_for_vllm_only() -> None:
+    table = table_from_json(compile_text(
+        "agents:\n  a:\n    model: {provider: vllm, modelId: v, endpoint: 'http://gpu:8000', "
+        "fallback: {provider: openai, modelId: m}}\n"
+    ))
+    tokens = {c.provider: c.credentials.keyless_token for c in table.clusters.values()}
+    assert tokens == {"vllm": "astra-no-key", "openai": None}

@@ -95,7 +95,8 @@ def test_ignore_files_agree_and_send_only_what_the_wheel_needs() -> None:
     text = (ROOT / ".containerignore").read_text()
     assert (ROOT / ".dockerignore").read_text() == text
     rules = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    for needed in ("pyproject.toml", "README.md", "schema/astra.schema.json", "compiler/cli.py", "sidecar/server.py"):
+    for needed in ("pyproject.toml", "README.md", "schema/astra.schema.json", "astra_sidecar/cli.py",
+                   "compiler/cli.py", "sidecar/server.py"):
         assert not _ignored(rules, needed), needed
     for kept_out in (".venv/bin/python", ".git/config", "tests/conftest.py", "out/x", "examples/astra.yml",
                      "compiler/__pycache__/cli.cpython-311.pyc"):

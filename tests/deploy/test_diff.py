@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from astra_sidecar.cli import main as astra_main
 from compiler import diff
-from compiler.cli import main as astra_main
 from compiler.loader import compile_file
 from compiler.table import dump_table_json
 

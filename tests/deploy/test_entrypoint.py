@@ -103,7 +103,7 @@ def _command(box: Box, port: int) -> list[str]:
         "0.0.0.0": "127.0.0.1",
         "8080": str(port),
     }
-    return [sys.executable, "-m", "compiler", *(replaced.get(a, a) for a in argv[1:])]
+    return [sys.executable, "-m", "astra_sidecar", *(replaced.get(a, a) for a in argv[1:])]
 
 
 def _image_env(box: Box) -> dict[str, str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from compiler.cli import main as astra
+from astra_sidecar.cli import main as astra
 from tests.deploy.repo_files import GITOPS, K8S, ROOT, load_yaml
 
 WORKFLOW = GITOPS / "github-actions.yml"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from compiler.cli import main as astra
+from astra_sidecar.cli import main as astra
 from tests.deploy.repo_files import K8S, default_command, load_table, load_yaml, parse_containerfile
 
 SECRET = "astra-provider-keys"

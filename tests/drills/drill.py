@@ -28,329 +28,58 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
-import itertools
 import json
-import logging
-import os
 import random
 import sys
 import tempfile
 import time
 import tracemalloc
-from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import orjson
 from aiohttp.test_utils import TestServer
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from prometheus_client.parser import text_string_to_metric_families
 
 from compiler.loader import load_routing_table
 from sidecar.app import create_app
 from sidecar.app_keys import STATE
 from sidecar.clock import MonotonicClock
-from tests.fakes.chaos_upstream import FLAKY, HEALTHY, STORM, ChaosUpstream
-
-#: Keys for the providers the drill's agents use (values are never checked by the fakes).
-ENV = {
-    "OPENAI_API_KEY": "sk-drill-openai",
-    "GROQ_API_KEY": "gsk-drill-groq",
-    "MISTRAL_API_KEY": "drill-mistral",
-    "GROK_API_KEY": "xai-drill",
-    "CEREBRAS_API_KEY": "csk-drill",
-    "OPENROUTER_API_KEY": "sk-or-drill",
-    "VLLM_API_KEY": "drill-vllm",
-}
-
-#: Memory may grow this much from the first sample (taken after the first batch, with every
-#: pool, cache and metric child already created) to the last, each taken with the load drained
-#: and after `gc.collect()`.
-#: - gc-tracked objects: what stays between requests is connections, and how many idle
-#:   keep-alive connections the sidecar's upstream pools and the upstreams hold at a sample
-#:   varies (about 60 objects each; up to `concurrency` of them): measured ±500 between samples.
-#:   The bound, 3,000, is under what a leak of one object per request adds over the long run's
-#:   9,000 measured requests; and a leaked request keeps dozens (its task, response, context).
-#: - RSS: a leak of 1 KiB per request is 9 MiB over those 9,000 requests; the allocator's own
-#:   drift (arenas not returned to the OS) measured < 2 MiB over 10,000 requests.
-MEMORY_BOUNDS = {"gc_objects": 3_000, "rss_kib": 8 * 1024}
-
-_STATUS_ALLOWED = frozenset({429, 500, 502, 503, 504})
-
-
-@dataclass(frozen=True)
-class DrillConfig:
-    requests: int = 1500
-    concurrency: int = 48
-    seed: int = 1
-    stream_share: float = 0.5
-    #: Requests the client abandons at a random moment after the main phase (leak check).
-    abandon: int = 50
-    attempt_ms: int = 200
-    request_timeout_ms: int = 1500
-    #: The three-step agent's own deadline: shorter than its plan can take, so it is often hit.
-    short_timeout_ms: int = 800
-    stream_idle_ms: int = 300
-    connect_ms: int = 500
-    max_retries: int = 2
-    base_delay_ms: int = 20
-    max_delay_ms: int = 100
-    jitter: float = 0.5
-    max_retry_after_ms: int = 100
-    failure_threshold: int = 4
-    window_ms: int = 1000
-    cooldown_ms: int = 250
-    success_threshold: int = 2
-    #: Client-observed latency may exceed the deadline by this much (event-loop scheduling).
-    slack_ms: int = 250
-    #: After the deadline plus this, the client calls the request hung.
-    hang_s: float = 5.0
-    sample_every: int = 1000
-    tracemalloc: bool = False
-
-
-@dataclass(frozen=True)
-class AgentSpec:
-    id: str
-    plan: tuple[tuple[str, str], ...]  # (provider, upstream name) per plan entry
-    #: A breaker that (almost) never opens, so retries and deep plans run to their limits.
-    patient: bool = False
-    #: Runs on `DrillConfig.short_timeout_ms` instead of `request_timeout_ms`.
-    short_deadline: bool = False
-
-
-#: Four agents: chaos primaries, healthy, flaky and chaos fallbacks, plans of length 1 to 3. The
-#: first two have the drill's tight breakers, which open and close many times a second under
-#: this load; the patient two retry and fall back to the policy's limits and into the deadline.
-AGENTS = (
-    AgentSpec("storm-to-healthy", (("openai", "storm-a"), ("groq", "healthy-a"))),
-    AgentSpec("storm-to-flaky", (("mistral", "storm-b"), ("grok", "flaky"))),
-    AgentSpec("storm-alone", (("cerebras", "storm-c"),), patient=True),
-    AgentSpec(
-        "three-step",
-        (("openrouter", "storm-d"), ("vllm", "storm-e"), ("ollama", "healthy-b")),
-        patient=True,
-        short_deadline=True,
-    ),
+from tests.drills.drill_answers import Problem, Tally, check_plain, check_stream
+from tests.drills.drill_process import (
+    ErrorLogCounter,
+    MemorySample,
+    counting_error_logs,
+    open_fds,
+    sample_memory,
 )
-_PATIENT_BREAKER = "{failureThreshold: 1000000, windowMs: 1000, cooldownMs: 1000, successThreshold: 1}"
-UPSTREAM_MIXES: Mapping[str, Mapping[str, float]] = {
-    "storm-a": STORM,
-    "storm-b": STORM,
-    "storm-c": STORM,
-    "storm-d": STORM,
-    "storm-e": STORM,
-    "flaky": FLAKY,
-    "healthy-a": HEALTHY,
-    "healthy-b": HEALTHY,
-}
-
-
-def astra_yml(config: DrillConfig, urls: Mapping[str, str]) -> str:
-    c = config
-    lines = [
-        "version: 1",
-        "settings:",
-        f"  requestTimeoutMs: {c.request_timeout_ms}",
-        f"  retry: {{maxRetries: {c.max_retries}, baseDelayMs: {c.base_delay_ms}, "
-        f"maxDelayMs: {c.max_delay_ms}, jitter: {c.jitter}, maxRetryAfterMs: {c.max_retry_after_ms}}}",
-        f"  circuitBreaker: {{failureThreshold: {c.failure_threshold}, windowMs: {c.window_ms}, "
-        f"cooldownMs: {c.cooldown_ms}, successThreshold: {c.success_threshold}}}",
-        f"  timeouts: {{connectMs: {c.connect_ms}, attemptMs: {c.attempt_ms}, streamIdleMs: {c.stream_idle_ms}}}",
-        "agents:",
-    ]
-    for agent in AGENTS:
-        entries = [
-            f"{{provider: {provider}, modelId: {upstream}-model, endpoint: '{urls[upstream]}'}}"
-            for provider, upstream in agent.plan
-        ]
-        lines.append(f"  {agent.id}:")
-        fallback = f", fallback: [{', '.join(entries[1:])}]" if entries[1:] else ""
-        lines.append(f"    model: {entries[0][:-1]}{fallback}}}")
-        if agent.patient:
-            lines.append(f"    circuitBreaker: {_PATIENT_BREAKER}")
-        if agent.short_deadline:
-            lines.append(f"    requestTimeoutMs: {c.short_timeout_ms}")
-    return "\n".join(lines) + "\n"
-
-
-# --- measuring the process ----------------------------------------------------------------------
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-def rss_kib() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-@dataclass
-class MemorySample:
-    requests: int
-    rss_kib: int
-    gc_objects: int
-    fds: int
-    traced_kib: int | None
-
-
-def sample_memory(requests: int) -> MemorySample:
-    gc.collect()
-    traced = tracemalloc.get_traced_memory()[0] // 1024 if tracemalloc.is_tracing() else None
-    return MemorySample(requests, rss_kib(), len(gc.get_objects()), open_fds(), traced)
-
-
-class _ErrorLogCounter(logging.Handler):
-    """Counts ERROR records from the sidecar, aiohttp and asyncio (an escaped exception, a task
-    exception never retrieved…): the drill expects none."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.count = 0
-        self.first: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.count += 1
-        if len(self.first) < 5:
-            error = f" ({record.exc_info[0].__name__}: {record.exc_info[1]})" if record.exc_info else ""
-            self.first.append(f"{record.name}: {record.getMessage()}{error}")
-            if os.environ.get("ASTRA_DRILL_TRACEBACKS"):
-                logging.Formatter().format(record)
-                print(record.exc_text, file=sys.stderr)
-
-
-@contextlib.contextmanager
-def counting_error_logs() -> Iterator[_ErrorLogCounter]:
-    """Counts ERROR records of those loggers (and keeps their WARNINGs, such as each breaker
-    transition, out of the way) while the drill runs."""
-    counter = _ErrorLogCounter()
-    loggers = [logging.getLogger(name) for name in ("astra", "aiohttp", "asyncio")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.addHandler(counter)
-        logger.setLevel(logging.ERROR)
-    try:
-        yield counter
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.removeHandler(counter)
-            logger.setLevel(level)
-
-
-# --- checking one answer ------------------------------------------------------------------------
-
-
-class Problem(Exception):
-    """One answer that breaks a rule (the message says which)."""
-
-
-def _error_object(data: Any) -> dict[str, Any]:
-    if not isinstance(data, dict) or not isinstance(data.get("error"), dict):
-        raise Problem(f"not an OpenAI error body: {str(data)[:200]}")
-    error: dict[str, Any] = data["error"]
-    if not isinstance(error.get("message"), str) or not isinstance(error.get("type"), str):
-        raise Problem(f"error body without message/type: {error}")
-    if set(error) != {"message", "type", "param", "code"}:
-        raise Problem(f"error body keys {sorted(error)}")
-    if error.get("code") == "internal_error" or "Traceback" in error["message"]:
-        raise Problem(f"the sidecar's own 500: {error}")
-    return error
-
-
-def check_plain(status: int, content_type: str, body: bytes) -> str:
-    """Outcome label of a plain answer, or Problem."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise Problem(f"status {status}: body is not JSON: {body[:200]!r}") from exc
-    if not content_type.startswith("application/json"):
-        raise Problem(f"status {status}: content type {content_type}")
-    if status == 200:
-        completion = ChatCompletion.model_validate(data)
-        if completion.choices[0].message.content != "chaos says hello":
-            raise Problem(f"unexpected completion {data}")
-        return "ok"
-    if status not in _STATUS_ALLOWED:
-        raise Problem(f"unexpected status {status}: {data}")
-    error = _error_object(data)
-    return f"error {status} {error.get('code')}"
-
-
-def check_stream(body: bytes) -> str:
-    """Outcome label of a 200 SSE answer, or Problem: valid chunks, then `[DONE]` or one error."""
-    if not body.endswith(b"\n\n"):
-        raise Problem(f"stream does not end with a whole event: {body[-120:]!r}")
-    events = body[:-2].split(b"\n\n")
-    finished = False
-    for index, event in enumerate(events):
-        if not event.startswith(b"data: ") or b"\n" in event:
-            raise Problem(f"event {index} is not one data line: {event[:200]!r}")
-        payload = event[6:]
-        last = index == len(events) - 1
-        if payload == b"[DONE]":
-            if not last:
-                raise Problem("[DONE] before the end of the stream")
-            if not finished:
-                raise Problem("[DONE] without a finish_reason before it")
-            return "ok stream"
-        data = orjson.loads(payload)
-        if "error" in data:
-            if not last:
-                raise Problem("an error event that is not the last event")
-            error = _error_object(data)
-            return f"stream error {error.get('code')}"
-        chunk = ChatCompletionChunk.model_validate(data)
-        finished = finished or any(choice.finish_reason for choice in chunk.choices)
-    raise Problem(f"stream ended without [DONE] or an error event: {body[-200:]!r}")
-
+from tests.drills.drill_report import (
+    Metrics,
+    Snapshot,
+    Transition,
+    early_half_opens,
+    illegal_transitions,
+    parse_metrics,
+    percentile_ms,
+    summary,
+    violations,
+)
+from tests.drills.drill_setup import (
+    AGENTS,
+    ENV,
+    MEMORY_BOUNDS,
+    UPSTREAM_MIXES,
+    AgentSpec,
+    DrillConfig,
+    astra_yml,
+)
+from tests.fakes.chaos_upstream import ChaosUpstream
+from tests.processes import eventually
 
 # --- the run ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Tally:
-    """What the answers said, kept as counters (nothing per request) so memory stays flat."""
-
-    sent: int = 0
-    answered: int = 0
-    outcomes: Counter[str] = field(default_factory=Counter)
-    attempts: int = 0
-    attempts_max: dict[str, int] = field(default_factory=dict)
-    attempt_histogram: Counter[int] = field(default_factory=Counter)
-    served_by: Counter[str] = field(default_factory=Counter)
-    latencies: array[float] = field(default_factory=lambda: array("d"))
-    problems: list[str] = field(default_factory=list)
-    problem_count: int = 0
-
-    def problem(self, text: str) -> None:
-        self.problem_count += 1
-        if len(self.problems) < 20:
-            self.problems.append(text)
-
-
-#: (monotonic time, cluster key, new state): a plain tuple of atoms, which the garbage collector
-#: stops tracking, so recording transitions does not show up as memory growth.
-Transition = tuple[float, str, str]
-
-
-@dataclass
-class Snapshot:
-    """The state at the end of the main phase, before the abandoned requests."""
-
-    metrics: Metrics
-    in_flight: int
-    transitions: list[Transition]
-    upstreams: dict[str, dict[str, Any]]
 
 
 class Drill:
@@ -502,11 +231,12 @@ class Drill:
                 for upstream in self.upstreams.values():
                     await upstream.close()
         # Transports close on the loop's next turns after the servers and the client are gone.
-        for _ in range(20):
-            await asyncio.sleep(0.05)
+
+        def settled() -> bool:
             gc.collect()
-            if open_fds() <= fds_before and len(asyncio.all_tasks()) <= tasks_before:
-                break
+            return open_fds() <= fds_before and len(asyncio.all_tasks()) <= tasks_before
+
+        await eventually(settled, timeout=1.0, interval=0.05)
         fds_after, tasks_after = open_fds(), len(asyncio.all_tasks())
         final = sample_memory(config.requests + config.abandon)
         if config.tracemalloc:
@@ -559,7 +289,7 @@ class Drill:
         *,
         main: Snapshot,
         main_s: float,
-        errors: _ErrorLogCounter,
+        errors: ErrorLogCounter,
         fds: tuple[int, int],
         tasks: tuple[int, int],
         abandoned: int,
@@ -599,9 +329,9 @@ class Drill:
             "latency_ms": {
                 "deadline_by_agent": self._deadline_ms,
                 "slack": config.slack_ms,
-                "p50": _ms(latencies, 0.5),
-                "p99": _ms(latencies, 0.99),
-                "max": _ms(latencies, 1.0),
+                "p50": percentile_ms(latencies, 0.5),
+                "p99": percentile_ms(latencies, 0.99),
+                "max": percentile_ms(latencies, 1.0),
             },
             "requests_metric": metrics.total("astra_requests_total"),
             "in_flight_after": main.in_flight,
@@ -639,137 +369,11 @@ class Drill:
                 "transitions_metric": counted,
                 "transitions_recorded": dict(Counter(t[2] for t in seq)),
                 "state_metric": states.get(gauge, str(gauge)),
-                "illegal": _illegal_transitions(seq),
-                "early_half_open": _early_half_opens(seq, config.cooldown_ms / 1000.0),
+                "illegal": illegal_transitions(seq),
+                "early_half_open": early_half_opens(seq, config.cooldown_ms / 1000.0),
                 "final_recorded": seq[-1][2] if seq else "closed",
             }
         return out
-
-
-def _illegal_transitions(seq: list[Transition]) -> int:
-    legal = {("closed", "open"), ("open", "half_open"), ("half_open", "closed"), ("half_open", "open")}
-    state, bad = "closed", 0
-    for _, _, new in seq:
-        bad += (state, new) not in legal
-        state = new
-    return bad
-
-
-def _early_half_opens(seq: list[Transition], cooldown_s: float) -> int:
-    """Half-opens sooner than the cooldown after their open (2 ms for the listener's own time)."""
-    early = 0
-    for (opened, _, before), (half_opened, _, after) in itertools.pairwise(seq):
-        if before == "open" and after == "half_open" and half_opened - opened < cooldown_s - 0.002:
-            early += 1
-    return early
-
-
-def _ms(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return 0.0
-    index = min(len(sorted_values) - 1, int(q * (len(sorted_values) - 1) + 0.5))
-    return round(sorted_values[index] * 1000.0, 1)
-
-
-class Metrics:
-    """The samples of one /metrics scrape."""
-
-    def __init__(self, rows: list[tuple[str, dict[str, str], float]]) -> None:
-        self.rows = rows
-
-    def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
-        return [(labels, value) for n, labels, value in self.rows if n == name]
-
-    def total(self, name: str) -> float:
-        return sum(value for _, value in self.samples(name))
-
-    def value(self, name: str, **labels: str) -> float:
-        return sum(v for got, v in self.samples(name) if all(got.get(k) == x for k, x in labels.items()))
-
-    def sum_by(self, name: str, label: str) -> dict[str, float]:
-        out: Counter[str] = Counter()
-        for labels, value in self.samples(name):
-            out[labels[label]] += value
-        return dict(sorted(out.items()))
-
-
-def parse_metrics(text: str) -> Metrics:
-    rows = [
-        (sample.name, dict(sample.labels), sample.value)
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    ]
-    return Metrics(rows)
-
-
-def violations(report: dict[str, Any]) -> list[str]:
-    """Every rule the run broke, in words (empty when the drill passed)."""
-    out: list[str] = []
-    requests, attempts, resources = report["requests"], report["attempts"], report["resources"]
-    if report["problems"]["count"]:
-        out.append(f"{report['problems']['count']} answers broke a rule: {report['problems']['first']}")
-    if requests["lost"]:
-        out.append(f"{requests['lost']} requests got no answer")
-    if report["requests_metric"] != requests["driven"]:
-        out.append(f"astra_requests_total {report['requests_metric']} != {requests['driven']} driven")
-    if report["in_flight_after"]:
-        out.append(f"{report['in_flight_after']} requests still in flight in the sidecar")
-    counted = sum(n for outcome, n in attempts["metrics_by_outcome"].items() if outcome != "breaker_open")
-    if counted != attempts["sum_reported"]:
-        out.append(
-            f"astra_upstream_attempts_total counts {counted:g}, answers report {attempts['sum_reported']}"
-        )
-    if attempts["sum_reported"] != attempts["upstream_requests"]:
-        out.append(
-            f"answers report {attempts['sum_reported']} attempts, upstreams saw {attempts['upstream_requests']}"
-        )
-    for cluster, breaker in report["breakers"].items():
-        metric = {k: v for k, v in breaker["transitions_metric"].items() if v}
-        recorded = {k: float(v) for k, v in breaker["transitions_recorded"].items()}
-        if metric != recorded:
-            out.append(f"{cluster}: transitions on /metrics {metric} != recorded {recorded}")
-        if breaker["illegal"] or breaker["early_half_open"]:
-            out.append(
-                f"{cluster}: {breaker['illegal']} illegal, {breaker['early_half_open']} early half-opens"
-            )
-        if breaker["state_metric"] != breaker["final_recorded"]:
-            out.append(
-                f"{cluster}: state {breaker['state_metric']} != last transition {breaker['final_recorded']}"
-            )
-    if resources["fds_after"] != resources["fds_before"]:
-        out.append(f"file descriptors: {resources['fds_before']} before, {resources['fds_after']} after")
-    if resources["tasks_after"] != resources["tasks_before"]:
-        out.append(f"asyncio tasks: {resources['tasks_before']} before, {resources['tasks_after']} after")
-    samples = resources["memory_samples"]
-    if len(samples) >= 2:
-        for key, bound in MEMORY_BOUNDS.items():
-            growth = samples[-1][key] - samples[0][key]
-            if growth > bound:
-                out.append(f"memory: {key} grew by {growth} after warm-up (bound {bound})")
-    if report["error_logs"]["count"]:
-        out.append(f"{report['error_logs']['count']} error log records: {report['error_logs']['first']}")
-    return out
-
-
-def summary(report: dict[str, Any]) -> str:
-    r, a, res = report["requests"], report["attempts"], report["resources"]
-    transitions: Counter[str] = Counter()
-    for breaker in report["breakers"].values():
-        transitions.update({k: int(v) for k, v in breaker["transitions_metric"].items()})
-    mem = res["memory_samples"]
-    lines = [
-        f"requests driven {r['driven']}, answered {r['answered']}, lost {r['lost']} in {report['seconds']} s",
-        f"outcomes {r['outcomes']}",
-        f"faults injected {report['faults_injected_total']}: {report['faults_injected']}",
-        f"attempts reported {a['sum_reported']}, upstream requests {a['upstream_requests']}, "
-        f"max by agent {a['max_by_agent']} (limits {a['limit_by_agent']})",
-        f"breaker transitions {dict(transitions)}",
-        f"latency ms {report['latency_ms']}",
-        f"fds {res['fds_before']} -> {res['fds_after']}, tasks {res['tasks_before']} -> {res['tasks_after']}",
-        f"memory rss KiB {[s['rss_kib'] for s in mem]}, gc objects {[s['gc_objects'] for s in mem]}",
-        f"violations: {report['violations'] or 'none'}",
-    ]
-    return "\n".join(lines)
 
 
 async def run_drill(config: DrillConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:

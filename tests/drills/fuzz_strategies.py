@@ -1,9 +1,11 @@
 """Hypothesis strategies for hostile requests: structured-but-wrong bodies for each API, raw
 bytes, mangled JSON, odd headers and paths.
 
-Every structured strategy mixes valid pieces with wrong ones at each level (`_sometimes_wrong`),
+Every structured strategy mixes valid pieces with wrong ones at each level (`sometimes_wrong`),
 so that many examples get past validation into the policy, the translations and the upstream,
-and many fail somewhere deep inside.
+and many fail somewhere deep inside. The values live in `tests.drills.fuzz_values`, the bodies in
+`tests.drills.fuzz_bodies`; this module has the routes, raw-byte edits and headers, and is what
+the fuzz tests import.
 """
 
 from __future__ import annotations
@@ -13,358 +15,27 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from tests.drills.fuzz_bodies import anthropic_bodies, gemini_bodies, openai_bodies
 from tests.drills.fuzz_rig import AGENTS
+from tests.drills.fuzz_values import Strategy, json_values
 
-Strategy = st.SearchStrategy[Any]
-
-_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**70), 2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=16)
-)
-#: Any JSON value, small.
-json_values: Strategy = st.recursive(
-    _scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-    max_leaves=12,
-)
-
-
-def _sometimes_wrong(good: Strategy) -> Strategy:
-    """Mostly `good`, else any JSON value (two to one)."""
-    return st.one_of(good, good, json_values)
-
-
-texts = st.text(max_size=40) | st.sampled_from(["", " ", "\x00", "\u202e", "{{ 7*7 }}", "😀" * 3, "a" * 300])
-agent_ids = st.sampled_from([*AGENTS, *AGENTS, "nope", "", "../mock", "mock\x00", "MOCK", "a" * 200])
-tool_names = st.sampled_from(["get_weather", "search", "delete_account", "other", "", "get-weather"])
-numbers = (
-    st.integers(-5, 5) | st.floats(-3, 3, allow_nan=False) | st.sampled_from([1e308, -1e308, 2**63, 0.5])
-)
-counts = st.integers(-3, 70_000) | st.sampled_from([2**53, 2**64, 1.5, True])
-
-# --- OpenAI Chat Completions --------------------------------------------------------------------
-
-_openai_part = st.fixed_dictionaries(
-    {"type": st.sampled_from(["text", "image_url", "input_audio", "file", "refusal", "bogus"])},
-    optional={
-        "text": _sometimes_wrong(texts),
-        "image_url": _sometimes_wrong(
-            st.fixed_dictionaries(
-                {
-                    "url": st.sampled_from(
-                        ["data:image/png;base64,iVBORw0KGgo=", "http://169.254.169.254/x", ""]
-                    )
-                }
-            )
-        ),
-        "input_audio": json_values,
-        "file": json_values,
-    },
-)
-_openai_tool_call = st.fixed_dictionaries(
-    {
-        "id": _sometimes_wrong(st.text(max_size=8)),
-        "type": st.sampled_from(["function", "bogus"]),
-        "function": _sometimes_wrong(
-            st.fixed_dictionaries(
-                {
-                    "name": _sometimes_wrong(tool_names),
-                    "arguments": _sometimes_wrong(st.just('{"city": "P"}')),
-                }
-            )
-        ),
-    }
-)
-_openai_message = st.fixed_dictionaries(
-    {
-        "role": _sometimes_wrong(
-            st.sampled_from(["user", "assistant", "system", "developer", "tool", "bogus"])
-        )
-    },
-    optional={
-        "content": _sometimes_wrong(texts | st.none() | st.lists(_sometimes_wrong(_openai_part), max_size=3)),
-        "name": _sometimes_wrong(st.text(max_size=8)),
-        "tool_calls": _sometimes_wrong(st.lists(_openai_tool_call, max_size=2)),
-        "tool_call_id": _sometimes_wrong(st.text(max_size=8)),
-    },
-)
-_openai_tool = st.fixed_dictionaries(
-    {"type": _sometimes_wrong(st.just("function"))},
-    optional={
-        "function": _sometimes_wrong(
-            st.fixed_dictionaries(
-                {"name": _sometimes_wrong(tool_names)},
-                optional={"parameters": json_values, "description": texts, "strict": st.booleans()},
-            )
-        )
-    },
-)
-_openai_tool_choice = st.sampled_from(["auto", "none", "required", "bogus"]) | st.fixed_dictionaries(
-    {"type": st.just("function"), "function": _sometimes_wrong(st.fixed_dictionaries({"name": tool_names}))}
-)
-openai_bodies: Strategy = st.fixed_dictionaries(
-    {
-        "model": _sometimes_wrong(agent_ids),
-        "messages": _sometimes_wrong(st.lists(_sometimes_wrong(_openai_message), min_size=1, max_size=4)),
-    },
-    optional={
-        "stream": _sometimes_wrong(st.booleans()),
-        "stream_options": _sometimes_wrong(
-            st.fixed_dictionaries({"include_usage": _sometimes_wrong(st.booleans())})
-        ),
-        "temperature": _sometimes_wrong(numbers),
-        "top_p": _sometimes_wrong(numbers),
-        "max_tokens": _sometimes_wrong(counts),
-        "max_completion_tokens": _sometimes_wrong(counts),
-        "n": _sometimes_wrong(st.integers(-2, 5)),
-        "tools": _sometimes_wrong(st.lists(_sometimes_wrong(_openai_tool), max_size=3)),
-        "tool_choice": _sometimes_wrong(_openai_tool_choice),
-        "parallel_tool_calls": _sometimes_wrong(st.booleans()),
-        "response_format": json_values,
-        "stop": _sometimes_wrong(st.lists(texts, max_size=3) | texts),
-        "seed": _sometimes_wrong(counts),
-        "logit_bias": json_values,
-        "user": _sometimes_wrong(texts),
-        "metadata": json_values,
-        "reasoning_effort": _sometimes_wrong(st.sampled_from(["low", "high"])),
-    },
-)
-
-# --- Anthropic Messages -------------------------------------------------------------------------
-
-_anthropic_block = st.one_of(
-    st.fixed_dictionaries({"type": st.just("text"), "text": _sometimes_wrong(texts)}),
-    st.fixed_dictionaries(
-        {
-            "type": st.just("image"),
-            "source": _sometimes_wrong(
-                st.fixed_dictionaries(
-                    {
-                        "type": st.sampled_from(["base64", "url", "bogus"]),
-                        "media_type": st.sampled_from(["image/png", "image/x"]),
-                        "data": st.sampled_from(["iVBORw0KGgo=", "!!"]),
-                    }
-                )
-            ),
-        }
-    ),
-    st.fixed_dictionaries(
-        {
-            "type": st.just("tool_use"),
-            "id": _sometimes_wrong(st.sampled_from(["toolu_1", "toolu_2", ""])),
-            "name": _sometimes_wrong(tool_names),
-            "input": _sometimes_wrong(st.dictionaries(st.text(max_size=5), json_values, max_size=2)),
-        }
-    ),
-    st.fixed_dictionaries(
-        {"type": st.just("tool_result"), "tool_use_id": _sometimes_wrong(st.sampled_from(["toolu_1", ""]))},
-        optional={"content": _sometimes_wrong(texts), "is_error": _sometimes_wrong(st.booleans())},
-    ),
-    st.fixed_dictionaries(
-        {"type": st.sampled_from(["thinking", "redacted_thinking", "document", "server_tool_use", "bogus"])},
-        optional={"thinking": texts, "signature": texts, "data": texts, "source": json_values},
-    ),
-)
-_anthropic_message = st.fixed_dictionaries(
-    {
-        "role": _sometimes_wrong(st.sampled_from(["user", "assistant", "system"])),
-        "content": _sometimes_wrong(texts | st.lists(_sometimes_wrong(_anthropic_block), max_size=3)),
-    }
-)
-_anthropic_tool = st.fixed_dictionaries(
-    {"name": _sometimes_wrong(tool_names)},
-    optional={
-        "input_schema": _sometimes_wrong(st.just({"type": "object", "properties": {}})),
-        "description": texts,
-        "type": st.sampled_from(["custom", "web_search_20250305", "bash_20250124", "bogus"]),
-        "cache_control": json_values,
-    },
-)
-anthropic_bodies: Strategy = st.fixed_dictionaries(
-    {"messages": _sometimes_wrong(st.lists(_sometimes_wrong(_anthropic_message), min_size=1, max_size=4))},
-    optional={
-        "model": _sometimes_wrong(st.sampled_from(["claude-x", ""])),
-        "max_tokens": _sometimes_wrong(counts),
-        "system": _sometimes_wrong(
-            texts
-            | st.lists(
-                _sometimes_wrong(st.fixed_dictionaries({"type": st.just("text"), "text": texts})), max_size=2
-            )
-        ),
-        "stream": _sometimes_wrong(st.booleans()),
-        "temperature": _sometimes_wrong(numbers),
-        "top_p": _sometimes_wrong(numbers),
-        "top_k": _sometimes_wrong(counts),
-        "stop_sequences": _sometimes_wrong(st.lists(texts, max_size=3)),
-        "tools": _sometimes_wrong(st.lists(_sometimes_wrong(_anthropic_tool), max_size=3)),
-        "tool_choice": _sometimes_wrong(
-            st.fixed_dictionaries(
-                {"type": st.sampled_from(["auto", "any", "tool", "none", "bogus"])},
-                optional={"name": tool_names, "disable_parallel_tool_use": _sometimes_wrong(st.booleans())},
-            )
-        ),
-        "metadata": _sometimes_wrong(st.fixed_dictionaries({"user_id": texts})),
-        "thinking": json_values,
-        "service_tier": json_values,
-    },
-)
-
-# --- Gemini generateContent ---------------------------------------------------------------------
-
-
-def _spelled(strategy: Strategy) -> Strategy:
-    """Dictionaries with some keys in proto snake_case (the API accepts both spellings)."""
-
-    def respell(value: Any, snake: list[bool]) -> Any:
-        if not isinstance(value, dict):
-            return value
-        out = {}
-        for index, (key, item) in enumerate(value.items()):
-            if snake[index % len(snake)]:
-                key = "".join("_" + c.lower() if c.isupper() else c for c in key)
-            out[key] = item
-        return out
-
-    return st.tuples(strategy, st.lists(st.booleans(), min_size=1, max_size=4)).map(lambda t: respell(*t))
-
-
-_gemini_part = _spelled(
-    st.one_of(
-        st.fixed_dictionaries({"text": _sometimes_wrong(texts)}, optional={"thought": st.booleans()}),
-        st.fixed_dictionaries(
-            {
-                "inlineData": _sometimes_wrong(
-                    st.fixed_dictionaries(
-                        {
-                            "mimeType": st.sampled_from(["image/png", "x/y", ""]),
-                            "data": st.sampled_from(["AAAA", "!"]),
-                        }
-                    )
-                )
-            }
-        ),
-        st.fixed_dictionaries(
-            {
-                "functionCall": _sometimes_wrong(
-                    st.fixed_dictionaries(
-                        {"name": _sometimes_wrong(tool_names)},
-                        optional={
-                            "args": _sometimes_wrong(
-                                st.dictionaries(st.text(max_size=4), json_values, max_size=2)
-                            )
-                        },
-                    )
-                )
-            },
-            optional={"thoughtSignature": texts},
-        ),
-        st.fixed_dictionaries(
-            {
-                "functionResponse": _sometimes_wrong(
-                    st.fixed_dictionaries({"name": _sometimes_wrong(tool_names), "response": json_values})
-                )
-            }
-        ),
-        st.fixed_dictionaries(
-            {"fileData": json_values | st.fixed_dictionaries({"fileUri": texts, "mimeType": texts})}
-        ),
-        st.fixed_dictionaries({"executableCode": json_values, "codeExecutionResult": json_values}),
-    )
-)
-_gemini_content = _spelled(
-    st.fixed_dictionaries(
-        {"parts": _sometimes_wrong(st.lists(_sometimes_wrong(_gemini_part), max_size=3))},
-        optional={"role": _sometimes_wrong(st.sampled_from(["user", "model", "system", "function"]))},
-    )
-)
-_gemini_generation_config = _spelled(
-    st.fixed_dictionaries(
-        {},
-        optional={
-            "temperature": _sometimes_wrong(numbers),
-            "topP": _sometimes_wrong(numbers),
-            "topK": _sometimes_wrong(counts),
-            "maxOutputTokens": _sometimes_wrong(counts),
-            "candidateCount": _sometimes_wrong(st.integers(-1, 4)),
-            "stopSequences": _sometimes_wrong(st.lists(texts, max_size=3)),
-            "responseMimeType": _sometimes_wrong(st.sampled_from(["application/json", "text/plain", "x"])),
-            "responseSchema": json_values,
-            "responseJsonSchema": json_values,
-            "seed": _sometimes_wrong(counts),
-            "thinkingConfig": _sometimes_wrong(
-                st.fixed_dictionaries(
-                    {}, optional={"thinkingBudget": counts, "includeThoughts": st.booleans()}
-                )
-            ),
-        },
-    )
-)
-_gemini_tool = _spelled(
-    st.one_of(
-        st.fixed_dictionaries(
-            {
-                "functionDeclarations": _sometimes_wrong(
-                    st.lists(
-                        _sometimes_wrong(
-                            st.fixed_dictionaries(
-                                {"name": _sometimes_wrong(tool_names)},
-                                optional={
-                                    "description": texts,
-                                    "parameters": json_values,
-                                    "parametersJsonSchema": json_values,
-                                },
-                            )
-                        ),
-                        max_size=3,
-                    )
-                )
-            }
-        ),
-        st.fixed_dictionaries({"googleSearch": json_values}),
-        st.fixed_dictionaries({"codeExecution": json_values}),
-    )
-)
-gemini_bodies: Strategy = _spelled(
-    st.fixed_dictionaries(
-        {"contents": _sometimes_wrong(st.lists(_sometimes_wrong(_gemini_content), min_size=1, max_size=3))},
-        optional={
-            "systemInstruction": _sometimes_wrong(_gemini_content),
-            "generationConfig": _sometimes_wrong(_gemini_generation_config),
-            "tools": _sometimes_wrong(st.lists(_sometimes_wrong(_gemini_tool), max_size=3)),
-            "toolConfig": _sometimes_wrong(
-                _spelled(
-                    st.fixed_dictionaries(
-                        {
-                            "functionCallingConfig": _sometimes_wrong(
-                                st.fixed_dictionaries(
-                                    {
-                                        "mode": _sometimes_wrong(
-                                            st.sampled_from(["AUTO", "ANY", "NONE", "bogus"])
-                                        )
-                                    },
-                                    optional={
-                                        "allowedFunctionNames": _sometimes_wrong(
-                                            st.lists(tool_names, max_size=2)
-                                        )
-                                    },
-                                )
-                            )
-                        }
-                    )
-                )
-            ),
-            "safetySettings": _sometimes_wrong(
-                st.lists(st.fixed_dictionaries({"category": texts, "threshold": texts}), max_size=2)
-            ),
-            "cachedContent": _sometimes_wrong(texts),
-            "labels": json_values,
-            "model": json_values,
-        },
-    )
-)
+__all__ = [
+    "BODIES",
+    "DECODED",
+    "ROUTES",
+    "SINGLETONS",
+    "Strategy",
+    "anthropic_bodies",
+    "anthropic_paths",
+    "encode",
+    "gemini_bodies",
+    "gemini_paths",
+    "headers",
+    "json_values",
+    "mangled",
+    "openai_bodies",
+    "openai_paths",
+]
 
 # --- routes ---------------------------------------------------------------------------------------
 

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.drills.drill import AGENTS, MEMORY_BOUNDS, DrillConfig, run_drill, summary
+from tests.drills.drill import run_drill
+from tests.drills.drill_report import summary
+from tests.drills.drill_setup import AGENTS, MEMORY_BOUNDS, DrillConfig
 from tests.fakes.chaos_upstream import KINDS
 
 CONFIG = DrillConfig(requests=1500, concurrency=48, seed=1, abandon=40, sample_every=500)

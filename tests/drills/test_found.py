@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from pathlib import Path
@@ -17,6 +16,7 @@ from sidecar.app import create_app
 from sidecar.app_keys import STATE
 from sidecar.clock import ManualClock, MonotonicClock
 from tests.fakes.openai_upstream import FakeOpenAI, Step, text_chunks
+from tests.processes import eventually
 from tests.sidecar.harness import compile_yaml, running_sidecar
 
 ENV = {"OPENAI_API_KEY": "sk-test"}
@@ -76,10 +76,8 @@ async def test_a_client_gone_mid_stream_is_no_error(tmp_path: Path, caplog: pyte
                 assert response.status == 200
                 await response.content.readline()
             # Leaving the block closes the connection with the stream unread.
-        for _ in range(100):  # the relay notices at its next write
-            await asyncio.sleep(0.02)
-            if app[STATE].in_flight == 0:
-                break
+        # The relay notices at its next write.
+        assert await eventually(lambda: app[STATE].in_flight == 0), "the relay never noticed the disconnect"
         breaker = next(iter(app[STATE].shared.breakers.values()))
         assert app[STATE].in_flight == 0
         assert breaker.state == "closed"

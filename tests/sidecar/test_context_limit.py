@@ -17,12 +17,21 @@ from google.genai import errors, types
 from compiler.table import ToolPolicy
 from sidecar.errors import ClientError
 from sidecar.policy.context import estimate_tokens, fit_plan, output_reserve
+from sidecar.protocols.anthropic.ingress import CODEC as ANTHROPIC
+from sidecar.protocols.codec import IngressCall, IngressCodec, RequestSize
+from sidecar.protocols.gemini.ingress import CODEC as GEMINI
+from sidecar.protocols.openai.ingress import CODEC as OPENAI
 from tests.fakes.openai_upstream import FakeOpenAI, Step, completion
 from tests.sidecar.harness import Sidecar, compile_yaml, running_sidecar
 
 pytestmark = pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning")
 
 # --- the estimate ----------------------------------------------------------------------------------
+
+
+def size(codec: IngressCodec, body: dict[str, Any]) -> RequestSize:
+    """What the estimate reads of `body`, as the API's codec reports it."""
+    return codec.size(IngressCall(agent_id="a", body=body, stream=False))
 
 
 def test_openai_messages_text_and_an_image() -> None:
@@ -40,7 +49,7 @@ def test_openai_messages_text_and_an_image() -> None:
         ],
     }
     # strings: "system" + 40 + "user" + "text" + 8 = 62 characters; 2 messages; 1 image.
-    assert estimate_tokens(body) == math.ceil(62 / 4) + 2 * 4 + 1000
+    assert estimate_tokens(size(OPENAI, body)) == math.ceil(62 / 4) + 2 * 4 + 1000
 
 
 def test_anthropic_system_tools_and_the_agents_prompt() -> None:
@@ -53,7 +62,7 @@ def test_anthropic_system_tools_and_the_agents_prompt() -> None:
     }
     # system 8 + role 4 + agent prompt 12 + tool keys and strings: name 4 + lookup 6 + input_schema 12
     # + type 4 + object 6 = 32 → 56 characters; 1 message; 1 image.
-    assert estimate_tokens(body, system_prompt="You are Ann.") == math.ceil(56 / 4) + 4 + 1000
+    assert estimate_tokens(size(ANTHROPIC, body), system_prompt="You are Ann.") == math.ceil(56 / 4) + 4 + 1000
 
 
 def test_gemini_contents_system_instruction_and_inline_data() -> None:
@@ -68,23 +77,23 @@ def test_gemini_contents_system_instruction_and_inline_data() -> None:
         "systemInstruction": {"parts": [{"text": "rules"}]},
     }
     # "user" + "hello" + "model" + "hi" + "rules" = 21 characters; 2 contents; 1 inline part.
-    assert estimate_tokens(body) == math.ceil(21 / 4) + 2 * 4 + 1000
+    assert estimate_tokens(size(GEMINI, body)) == math.ceil(21 / 4) + 2 * 4 + 1000
 
 
 @pytest.mark.parametrize(
-    ("body", "agent_cap", "reserve"),
+    ("codec", "body", "agent_cap", "reserve"),
     [
-        ({}, None, 0),
-        ({}, 256, 256),
-        ({"max_tokens": 100}, 256, 100),
-        ({"max_tokens": 1000}, 256, 256),
-        ({"max_completion_tokens": 50, "max_tokens": 80}, None, 50),
-        ({"generationConfig": {"maxOutputTokens": 70}}, None, 70),
-        ({"max_tokens": True}, None, 0),
+        (OPENAI, {}, None, 0),
+        (OPENAI, {}, 256, 256),
+        (OPENAI, {"max_tokens": 100}, 256, 100),
+        (ANTHROPIC, {"max_tokens": 1000}, 256, 256),
+        (OPENAI, {"max_completion_tokens": 50, "max_tokens": 80}, None, 50),
+        (GEMINI, {"generationConfig": {"maxOutputTokens": 70}}, None, 70),
+        (OPENAI, {"max_tokens": True}, None, 0),
     ],
 )
-def test_output_reserve(body: dict[str, Any], agent_cap: int | None, reserve: int) -> None:
-    assert output_reserve(body, agent_cap) == reserve
+def test_output_reserve(codec: IngressCodec, body: dict[str, Any], agent_cap: int | None, reserve: int) -> None:
+    assert output_reserve(size(codec, body).output_cap, agent_cap) == reserve
 
 
 # --- through the sidecar ---------------------------------------------------------------------------
@@ -183,12 +192,11 @@ async def test_too_large_for_every_window_is_context_length_exceeded_in_openai_s
 
 
 async def test_context_length_exceeded_in_anthropic_shape(world: World) -> None:
-    client = anthropic.AsyncAnthropic(
+    async with anthropic.AsyncAnthropic(
         base_url=f"{world.sidecar.url}/v1/anthropic/tight", api_key="k", max_retries=0
-    )
-    with pytest.raises(anthropic.BadRequestError) as caught:
-        await client.messages.create(model="m", max_tokens=10, messages=LONG)  # type: ignore[arg-type]
-    await client.close()
+    ) as client:
+        with pytest.raises(anthropic.BadRequestError) as caught:
+            await client.messages.create(model="m", max_tokens=10, messages=LONG)  # type: ignore[arg-type]
     assert caught.value.body["type"] == "error"  # type: ignore[index]
     assert caught.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
     assert caught.value.body["error"]["message"].startswith(
@@ -225,11 +233,11 @@ async def test_agents_without_windows_are_left_alone(world: World) -> None:
         policy=runtime.policy,
         plan=runtime.plan,
     )
-    assert fit_plan(unlimited, {"messages": HUGE}) is unlimited
-    assert fit_plan(runtime, {"messages": SHORT}) is runtime
-    assert [c.cluster.model_id for c in fit_plan(runtime, {"messages": LONG}).plan] == ["big"]
+    assert fit_plan(unlimited, RequestSize(HUGE)) is unlimited
+    assert fit_plan(runtime, RequestSize(SHORT)) is runtime
+    assert [c.cluster.model_id for c in fit_plan(runtime, RequestSize(LONG)).plan] == ["big"]
     with pytest.raises(ClientError):
-        fit_plan(runtime, {"messages": HUGE})
+        fit_plan(runtime, RequestSize(HUGE))
 
 
 def _fields(obj: Any) -> dict[str, Any]:

@@ -294,7 +294,7 @@ async def test_missing_provider_key_is_a_clear_error_that_never_names_a_value(tm
                                     "/v1/ollama/demo"])
 async def test_provider_style_base_urls_take_the_agent_from_the_path(tmp_path: Path, prefix: str) -> None:
     async with running_sidecar(compile_yaml(tmp_path, DEMO)) as sidecar:
-        client = openai.AsyncOpenAI(base_url=sidecar.url + prefix, api_key="x", max_retries=0)
+        client = sidecar.client("x", base_path=prefix)
         answer = await client.chat.completions.create(
             model="whatever-the-sdk-default-is", messages=[{"role": "user", "content": "hi"}]
         )
@@ -305,7 +305,7 @@ async def test_provider_style_base_urls_take_the_agent_from_the_path(tmp_path: P
 
 async def test_provider_style_base_url_with_unknown_agent_is_404(tmp_path: Path) -> None:
     async with running_sidecar(compile_yaml(tmp_path, DEMO)) as sidecar:
-        client = openai.AsyncOpenAI(base_url=sidecar.url + "/v1/openai/ghost", api_key="x", max_retries=0)
+        client = sidecar.client("x", base_path="/v1/openai/ghost")
         with pytest.raises(openai.NotFoundError) as caught:
             await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
     assert caught.value.body["code"] == "model_not_found"  # type: ignore[index]

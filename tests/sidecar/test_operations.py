@@ -14,6 +14,7 @@ import pytest
 from openai.types.chat import ChatCompletion
 
 from compiler.loader import load_routing_table
+from compiler.table import RoutingTable
 from sidecar.reload import Reloader
 from tests.fakes.openai_upstream import FakeOpenAI, Step, completion
 from tests.sidecar.harness import compile_yaml, running_sidecar
@@ -55,7 +56,9 @@ async def test_health_ready_and_metrics(tmp_path: Path) -> None:
     assert 'astra_tokens_total{agent="demo",kind="completion",provider="mock"} 2.0' in str(text)
 
 
-async def test_reload_swaps_the_table_and_keeps_it_on_an_invalid_file(tmp_path: Path) -> None:
+async def test_reload_swaps_the_table_and_keeps_it_on_an_invalid_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "astra.yml"
     path.write_text(textwrap.dedent(ONE))
     table = load_routing_table(path)
@@ -74,11 +77,34 @@ async def test_reload_swaps_the_table_and_keeps_it_on_an_invalid_file(tmp_path: 
         assert sorted(m.id for m in (await client.models.list()).data) == ["demo", "extra"]
 
         path.write_text("version: 1\nagents: {demo: {model: {provider: nope, modelId: x}}}\n")
+        caplog.set_level(logging.ERROR, logger="astra.sidecar")
         assert await reloader.reload("test") is False
         assert (await ask()).choices[0].message.content == "second table"
         failed = sidecar.metric("astra_reloads_total", {"result": "failed"})
         ok = sidecar.metric("astra_reloads_total", {"result": "ok"})
     assert (ok, failed) == (1.0, 1.0)
+    (refused,) = [r.getMessage() for r in caplog.records if r.name == "astra.sidecar" and r.levelno == logging.ERROR]
+    assert refused.startswith("reload (test) refused, still serving the previous table: ")
+    assert f"{path}:2:" in refused and "AST202" in refused and "\n" not in refused
+
+
+async def test_a_loader_failing_with_an_os_error_is_a_failed_reload(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def unreadable(path: str) -> RoutingTable:
+        raise PermissionError(13, "Permission denied", path)
+
+    table = compile_yaml(tmp_path, ONE)
+    caplog.set_level(logging.ERROR, logger="astra.sidecar")
+    async with running_sidecar(table) as sidecar:
+        assert await Reloader(sidecar.state, str(tmp_path / "t.json"), unreadable).reload("SIGHUP") is False
+        assert sidecar.state.runtime.table.hash == table.hash
+        failed = sidecar.metric("astra_reloads_total", {"result": "failed"})
+    assert failed == 1.0
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [
+        "reload (SIGHUP) refused, still serving the previous table: "
+        f"PermissionError: [Errno 13] Permission denied: '{tmp_path / 't.json'}'"
+    ]
 
 
 async def test_in_flight_request_finishes_on_the_old_table_during_reload(tmp_path: Path) -> None:

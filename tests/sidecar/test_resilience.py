@@ -5,59 +5,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import openai
 import pytest
-from openai._legacy_response import LegacyAPIResponse
-from openai.types.chat import ChatCompletion
 
 from sidecar.clock import ManualClock, MonotonicClock
 from tests.fakes.openai_upstream import FakeOpenAI, Step, completion, error, text_chunks
-from tests.sidecar.harness import Sidecar, compile_yaml, running_sidecar
-
-ENV = {"OPENAI_API_KEY": "sk-primary-key", "GROQ_API_KEY": "gsk-fallback-key"}
-
-
-def two_provider_yaml(
-    primary: str, fallback: str, *, retries: int = 2, breaker: str = "", extra: str = ""
-) -> str:
-    return f"""
-        version: 1
-        settings:
-          retry: {{maxRetries: {retries}, baseDelayMs: 100, maxDelayMs: 1000, jitter: 0}}
-          {breaker}
-        agents:
-          - id: chat
-            model:
-              provider: openai
-              modelId: gpt-primary
-              endpoint: {primary}
-              fallback:
-                provider: groq
-                modelId: llama-fallback
-                endpoint: {fallback}
-            {extra}
-        """
-
-
-Upstreams = tuple[FakeOpenAI, FakeOpenAI]
+from tests.processes import eventually
+from tests.sidecar.harness import compile_yaml, running_sidecar
+from tests.sidecar.resilience.two_providers import ENV, Upstreams, chat, two_provider_yaml, two_upstreams
 
 
 @pytest.fixture
 async def upstreams() -> AsyncIterator[Upstreams]:
-    primary = await FakeOpenAI().start()
-    fallback = await FakeOpenAI(Step(body=completion("from fallback", "llama-fallback"))).start()
-    yield primary, fallback
-    await primary.close()
-    await fallback.close()
-
-
-async def _raw(sidecar: Sidecar, agent: str = "chat", **body: Any) -> LegacyAPIResponse[ChatCompletion]:
-    client = sidecar.client()
-    return await client.chat.completions.with_raw_response.create(
-        model=agent, messages=[{"role": "user", "content": "hi"}], **body
-    )
+    async with two_upstreams() as pair:
+        yield pair
 
 
 async def test_retries_429_honouring_retry_after_then_succeeds(tmp_path: Path, upstreams: Upstreams) -> None:
@@ -66,7 +28,7 @@ async def test_retries_429_honouring_retry_after_then_succeeds(tmp_path: Path, u
     table = compile_yaml(tmp_path, two_provider_yaml(primary.url, fallback.url))
     clock = ManualClock()
     async with running_sidecar(table, env=ENV, clock=clock) as sidecar:
-        raw = await _raw(sidecar)
+        raw = await chat(sidecar)
     assert raw.parse().choices[0].message.content == "second try"
     assert raw.headers["x-astra-attempts"] == "2"
     assert raw.headers["x-astra-provider"] == "openai"
@@ -80,7 +42,7 @@ async def test_backoff_is_exponential_and_retries_stop_at_max(tmp_path: Path, up
     table = compile_yaml(tmp_path, two_provider_yaml(primary.url, fallback.url, retries=2))
     clock = ManualClock()
     async with running_sidecar(table, env=ENV, clock=clock) as sidecar:
-        raw = await _raw(sidecar)
+        raw = await chat(sidecar)
         retries = sidecar.metric("astra_retries_total", {"agent": "chat", "provider": "openai"})
         fallbacks = sidecar.metric("astra_fallbacks_total", {"agent": "chat", "provider": "groq"})
     assert raw.parse().choices[0].message.content == "from fallback"
@@ -97,7 +59,7 @@ async def test_client_errors_are_not_retried_nor_fall_back(tmp_path: Path, upstr
     table = compile_yaml(tmp_path, two_provider_yaml(primary.url, fallback.url))
     async with running_sidecar(table, env=ENV) as sidecar:
         with pytest.raises(openai.BadRequestError) as caught:
-            await _raw(sidecar)
+            await chat(sidecar)
     assert caught.value.status_code == 400
     assert caught.value.body["message"] == "bad 'stop' value"  # type: ignore[index]
     assert caught.value.body["code"] == "invalid_value"  # type: ignore[index]
@@ -110,7 +72,7 @@ async def test_auth_failure_at_primary_falls_back_without_retry(tmp_path: Path, 
     primary.script = [error(401, "invalid key")]
     table = compile_yaml(tmp_path, two_provider_yaml(primary.url, fallback.url))
     async with running_sidecar(table, env=ENV) as sidecar:
-        raw = await _raw(sidecar)
+        raw = await chat(sidecar)
     assert raw.headers["x-astra-provider"] == "groq"
     assert len(primary.received) == 1 and len(fallback.received) == 1
 
@@ -124,7 +86,7 @@ async def test_when_every_attempt_fails_the_last_status_and_error_are_returned(
     table = compile_yaml(tmp_path, two_provider_yaml(primary.url, fallback.url, retries=1))
     async with running_sidecar(table, env=ENV) as sidecar:
         with pytest.raises(openai.APIStatusError) as caught:
-            await _raw(sidecar)
+            await chat(sidecar)
     assert caught.value.status_code == 502
     assert caught.value.body["message"] == "fallback broken"  # type: ignore[index]
     assert caught.value.response.headers["x-astra-attempts"] == "4"
@@ -135,7 +97,7 @@ async def test_network_errors_are_retried_then_fall_back(tmp_path: Path, upstrea
     primary.script = [Step("reset")]
     table = compile_yaml(tmp_path, two_provider_yaml(primary.url, fallback.url, retries=1))
     async with running_sidecar(table, env=ENV) as sidecar:
-        raw = await _raw(sidecar)
+        raw = await chat(sidecar)
         network = sidecar.metric(
             "astra_upstream_attempts_total", {"agent": "chat", "provider": "openai", "outcome": "network"}
         )
@@ -148,7 +110,7 @@ async def test_connection_refused_counts_as_network_error(tmp_path: Path, upstre
     _, fallback = upstreams
     table = compile_yaml(tmp_path, two_provider_yaml("http://127.0.0.1:9", fallback.url, retries=1))
     async with running_sidecar(table, env=ENV) as sidecar:
-        raw = await _raw(sidecar)
+        raw = await chat(sidecar)
     assert raw.headers["x-astra-provider"] == "groq"
     assert raw.headers["x-astra-attempts"] == "3"
 
@@ -165,9 +127,9 @@ async def test_breaker_opens_after_threshold_within_window_and_skips_to_fallback
     clock = ManualClock()
     async with running_sidecar(table, env=ENV, clock=clock) as sidecar:
         for _ in range(3):
-            await _raw(sidecar)
+            await chat(sidecar)
         assert len(primary.received) == 3
-        skipped = await _raw(sidecar)
+        skipped = await chat(sidecar)
         key = f"openai:gpt-primary:{primary.url}/v1"
         state = sidecar.metric("astra_breaker_state", {"cluster": key, "provider": "openai"})
         opened = sidecar.metric(
@@ -186,7 +148,7 @@ async def test_failures_spread_beyond_the_window_do_not_open(tmp_path: Path, ups
     clock = ManualClock()
     async with running_sidecar(table, env=ENV, clock=clock) as sidecar:
         for _ in range(5):
-            await _raw(sidecar)
+            await chat(sidecar)
             clock.advance(6.0)  # at most two failures inside any 10 s window
     assert len(primary.received) == 5
 
@@ -200,19 +162,19 @@ async def test_half_open_probe_closes_on_success_and_reopens_on_failure(
     clock = ManualClock()
     async with running_sidecar(table, env=ENV, clock=clock) as sidecar:
         for _ in range(3):
-            await _raw(sidecar)
+            await chat(sidecar)
         clock.advance(29.0)
-        assert (await _raw(sidecar)).headers["x-astra-provider"] == "groq"
+        assert (await chat(sidecar)).headers["x-astra-provider"] == "groq"
         assert len(primary.received) == 3
         clock.advance(1.0)
-        probe = await _raw(sidecar)  # half-open: this probe fails (4th scripted 500) and re-opens
+        probe = await chat(sidecar)  # half-open: this probe fails (4th scripted 500) and re-opens
         assert len(primary.received) == 4 and probe.headers["x-astra-provider"] == "groq"
-        assert (await _raw(sidecar)).headers["x-astra-provider"] == "groq"
+        assert (await chat(sidecar)).headers["x-astra-provider"] == "groq"
         assert len(primary.received) == 4
         clock.advance(30.0)
-        healed = await _raw(sidecar)  # the next probe succeeds and closes the breaker
+        healed = await chat(sidecar)  # the next probe succeeds and closes the breaker
         assert healed.headers["x-astra-provider"] == "openai"
-        after = await _raw(sidecar)
+        after = await chat(sidecar)
         key = f"openai:gpt-primary:{primary.url}/v1"
         transitions = {
             to: sidecar.metric(
@@ -231,12 +193,11 @@ async def test_half_open_lets_a_single_probe_through(tmp_path: Path, upstreams: 
     clock = ManualClock()
     async with running_sidecar(table, env=ENV, clock=clock) as sidecar:
         for _ in range(3):
-            await _raw(sidecar)
+            await chat(sidecar)
         clock.advance(30.0)
-        probe = asyncio.ensure_future(_raw(sidecar))
-        while len(primary.received) < 4:
-            await asyncio.sleep(0.01)
-        others = await asyncio.gather(*(_raw(sidecar) for _ in range(3)))
+        probe = asyncio.ensure_future(chat(sidecar))
+        assert await eventually(lambda: len(primary.received) == 4), "the probe never reached the primary"
+        others = await asyncio.gather(*(chat(sidecar) for _ in range(3)))
         assert [o.headers["x-astra-provider"] for o in others] == ["groq"] * 3
         assert len(primary.received) == 4
         probe.cancel()
@@ -252,9 +213,9 @@ async def test_all_breakers_open_gives_503(tmp_path: Path) -> None:
         async with running_sidecar(table, env=ENV) as sidecar:
             for _ in range(3):
                 with pytest.raises(openai.APIStatusError):
-                    await _raw(sidecar)
+                    await chat(sidecar)
             with pytest.raises(openai.APIStatusError) as caught:
-                await _raw(sidecar)
+                await chat(sidecar)
         assert caught.value.status_code == 503
         assert caught.value.body["code"] == "circuit_open"  # type: ignore[index]
         assert len(down.received) == 6
@@ -271,7 +232,7 @@ async def test_deadline_bounds_the_whole_request(tmp_path: Path, upstreams: Upst
         loop = asyncio.get_running_loop()
         started = loop.time()
         with pytest.raises(openai.APIStatusError) as caught:
-            await _raw(sidecar)
+            await chat(sidecar)
         elapsed = loop.time() - started
     assert caught.value.status_code == 504
     assert caught.value.body["code"] == "deadline_exceeded"  # type: ignore[index]
@@ -342,10 +303,7 @@ async def test_client_disconnect_cancels_the_upstream_stream(tmp_path: Path, ups
         async for _ in stream:
             break
         await stream.close()
-        for _ in range(200):
-            if primary.disconnects:
-                break
-            await asyncio.sleep(0.02)
+        assert await eventually(lambda: primary.disconnects > 0), "the upstream stream was never cancelled"
         assert primary.disconnects == 1
         assert sidecar.state.in_flight == 0
 

@@ -48,7 +48,7 @@ def served(tmp_path: Path):  # type: ignore[no-untyped-def]
     config.write_text(textwrap.dedent(DEMO.format(reply="one")))
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "compiler", "serve", str(config), "--port", str(port)],
+        [sys.executable, "-m", "astra_sidecar", "serve", str(config), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -95,7 +95,7 @@ def test_serve_refuses_a_broken_config_with_diagnostics(tmp_path: Path) -> None:
     config = tmp_path / "astra.yml"
     config.write_text("version: 1\nagents:\n  demo: {model: {provider: nope, modelId: x}}\n")
     done = subprocess.run(
-        [sys.executable, "-m", "compiler", "serve", str(config)], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "astra_sidecar", "serve", str(config)], capture_output=True, text=True, timeout=30
     )
     assert done.returncode == 2
     assert f"{config}:3:" in done.stderr
@@ -106,7 +106,7 @@ def test_workers_share_one_port_and_stop_together(tmp_path: Path) -> None:
     config.write_text(textwrap.dedent(DEMO.format(reply="many")))
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "compiler", "serve", str(config), "--port", str(port), "--workers", "2"],
+        [sys.executable, "-m", "astra_sidecar", "serve", str(config), "--port", str(port), "--workers", "2"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -8,63 +8,51 @@ Credentials arrive as `x-api-key` or `Authorization: Bearer` (current SDKs send 
 a newer `anthropic-version`); with `credentials: passthrough` that key goes to the agent's
 Anthropic cluster only (see `sidecar.auth`).
 
-Agents on `claude` are served natively (`sidecar.protocols.anthropic.native`): the body passes
+Agents on `claude` are served natively (`sidecar.protocols.anthropic.native.NATIVE`): the body passes
 through with the agent's policy applied, and the answer or SSE stream comes back byte for byte.
 Agents on any other provider, and fallbacks to one, are translated both ways
 (`sidecar.protocols.anthropic.ingress_translate`, `sidecar.protocols.anthropic.ingress_stream`). Retries, breakers and
 fallbacks are the same as for every route (`sidecar.serving.flow`).
 
 Errors are Anthropic's `{"type": "error", "error": {"type", "message"}}`, the type chosen by the
-status the sidecar returns: 400 invalid_request_error, 401 authentication_error, 402
-billing_error, 403 permission_error, 404 not_found_error, 413 request_too_large, 429
-rate_limit_error, 500 api_error, 503/529 overloaded_error, 504 timeout_error; any other 4xx is an
-invalid_request_error and any other 5xx an api_error. After the first streamed byte, a failure is
-a final `event: error` with the same data (preceded by a blank line, see `stream_error`).
+status the sidecar returns (`wire.error_type`): 400 invalid_request_error, 401
+authentication_error, 402 billing_error, 403 permission_error, 404 not_found_error, 413
+request_too_large, 429 rate_limit_error, 500 api_error, 503/529 overloaded_error, 504
+timeout_error; any other 4xx is an invalid_request_error and any other 5xx an api_error. After the
+first streamed byte, a failure is a final `event: error` with the same data (preceded by a blank
+line, see `stream_error`).
+
+The size estimate (`size`) reads `messages`, `system`, `tools` and `max_tokens`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
 
-from compiler.table import Agent, Cluster
 from sidecar.app_keys import STATE
 from sidecar.errors import ClientError
-from sidecar.policy.agent import AgentPolicy
-from sidecar.protocols.anthropic import native
 from sidecar.protocols.anthropic.ingress_stream import AnthropicStreamEncoder
 from sidecar.protocols.anthropic.ingress_translate import message_from_completion, openai_request
 from sidecar.protocols.anthropic.ingress_validate import check_messages_body
-from sidecar.protocols.base import AuthMaterial, Body, Failure, UpstreamRequest, Usage
-from sidecar.protocols.codec import IngressCall, NativePrepared
-from sidecar.serving.flow import error_response, serve
+from sidecar.protocols.anthropic.wire import error_type
+from sidecar.protocols.base import Body, Failure
+from sidecar.protocols.codec import IngressCall, RequestSize, Route
 from sidecar.sse import encode_event
 
-PREFIX = "/v1/anthropic/{agent}"
+if TYPE_CHECKING:
+    pass
 
-ERROR_TYPES: Mapping[int, str] = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    503: "overloaded_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
+PREFIX = "/v1/anthropic/{agent}"
+_VERSIONS = ("/v1", "")
+#: Everything else under the API's prefix, an empty agent included: a 404 in Anthropic's shape.
+_CATCH_ALL = "/v1/anthropic/{tail:.*}"
 
 #: `created_at` for agents in the models list (they have no release date).
 _EPOCH = "1970-01-01T00:00:00Z"
-
-
-def error_type(status: int) -> str:
-    return ERROR_TYPES.get(status) or ("api_error" if status >= 500 else "invalid_request_error")
 
 
 def error_payload(failure: Failure) -> bytes:
@@ -76,14 +64,38 @@ def error_payload(failure: Failure) -> bytes:
 class AnthropicCodec:
     name = "anthropic"
     wire = "anthropic"
-    native = True
+    stream_content_type = "text/event-stream"
 
-    def parse(self, body: Any, route: Mapping[str, str], query: Mapping[str, str]) -> IngressCall:
+    def parse(
+        self,
+        body: Any,
+        route: Mapping[str, str],
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+    ) -> IngressCall:
         checked = check_messages_body(body)
-        return IngressCall(agent_id=route["agent"], body=checked, stream=bool(checked.get("stream")))
+        return IngressCall(
+            agent_id=route["agent"], body=checked, stream=bool(checked.get("stream")), inbound=headers
+        )
 
-    def inbound(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Mapping[str, str]:
-        return headers
+    def size(self, call: IngressCall) -> RequestSize:
+        body = call.body
+        cap = body.get("max_tokens")
+        return RequestSize(
+            conversation=body.get("messages"),
+            system=body.get("system"),
+            tools=(body.get("tools"),),
+            output_cap=cap if isinstance(cap, int) and not isinstance(cap, bool) else None,
+        )
+
+    def routes(self) -> list[Route]:
+        """Messages (served by the flow), the models list, and a catch-all 404 in this API's shape."""
+        routes: list[Route] = []
+        for version in _VERSIONS:
+            routes.append(Route("POST", f"{PREFIX}{version}/messages"))
+            routes.append(Route("GET", f"{PREFIX}{version}/models", list_models))
+        routes.append(Route("*", _CATCH_ALL, unknown_route))
+        return routes
 
     def error_body(self, failure: Failure) -> bytes:
         return error_payload(failure)
@@ -92,9 +104,6 @@ class AnthropicCodec:
         # The leading newline ends a half-relayed line of a native stream cut mid-event, so the
         # client's SSE parser still reads `event: error`; after a whole event it is a no-op.
         return b"\n" + encode_event("error", error_payload(failure))
-
-    def stream_content_type(self) -> str:
-        return "text/event-stream"
 
     def to_openai(self, call: IngressCall) -> Body:
         return openai_request(call.agent_id, call.body)
@@ -105,32 +114,13 @@ class AnthropicCodec:
     def stream_encoder(self, call: IngressCall) -> AnthropicStreamEncoder:
         return AnthropicStreamEncoder()
 
-    def prepare_native(self, call: IngressCall, agent: Agent) -> NativePrepared:
-        return native.prepare(call.body, agent)
-
-    def native_for_cluster(
-        self, prepared: NativePrepared, policy: AgentPolicy, cluster: Cluster, call: IngressCall
-    ) -> Body:
-        return native.for_cluster(prepared, policy, cluster)
-
-    def native_request(
-        self, cluster: Cluster, body: Body, auth: AuthMaterial, call: IngressCall, inbound: Mapping[str, str]
-    ) -> UpstreamRequest:
-        return native.upstream_request(cluster, body, auth, inbound)
-
-    def native_usage(self, raw: bytes) -> Usage | None:
-        return native.usage(raw)
-
 
 CODEC = AnthropicCodec()
 
 
-async def messages(request: web.Request) -> web.StreamResponse:
-    return await serve(request, CODEC)
-
-
 def _not_found(message: str) -> web.Response:
-    return error_response(CODEC, ClientError(404, message, code="not_found").failure)
+    failure = ClientError(404, message, code="not_found").failure
+    return web.Response(status=404, body=error_payload(failure), content_type="application/json")
 
 
 async def list_models(request: web.Request) -> web.Response:
@@ -154,11 +144,3 @@ async def list_models(request: web.Request) -> web.Response:
 
 async def unknown_route(request: web.Request) -> web.Response:
     return _not_found(f"no such route: {request.method} {request.path}")
-
-
-def add_routes(app: web.Application) -> None:
-    """Registers this ingress's routes on the sidecar app."""
-    for version in ("/v1", ""):
-        app.router.add_post(f"{PREFIX}{version}/messages", messages)
-        app.router.add_get(f"{PREFIX}{version}/models", list_models)
-    app.router.add_route("*", PREFIX + "/{tail:.*}", unknown_route)

@@ -22,7 +22,8 @@ from typing import Any
 
 import orjson
 
-from sidecar.protocols.anthropic.ingress_translate import anthropic_usage, message_id, stop_reason
+from sidecar.protocols.anthropic.ingress_translate import message_id
+from sidecar.protocols.anthropic.wire import anthropic_usage, stop_reason
 from sidecar.sse import encode_event
 
 Json = dict[str, Any]

@@ -18,55 +18,28 @@ Request (a checked Messages body → an OpenAI chat body; the agent's policy is 
 
 Response (an OpenAI completion → a Message): text → a text block, refusal → a text block with
 `stop_reason: refusal`, tool calls → `tool_use` blocks (`input` parsed from the arguments
-string; empty or invalid JSON → `{}`), finish_reason → stop_reason, usage with cached tokens as
-`cache_read_input_tokens` and `input_tokens` = prompt minus cached (and minus cache writes, when reported).
+string; empty or invalid JSON → `{}`), finish_reason → stop_reason and usage (`wire.stop_reason`,
+`wire.anthropic_usage`: cached tokens as `cache_read_input_tokens`, `input_tokens` = prompt minus
+cached, and minus cache writes when reported).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from sidecar.errors import ClientError, UpstreamMalformedError
+from sidecar.protocols.anthropic.wire import anthropic_usage, stop_reason
 
 Json = dict[str, Any]
-
-STOP_REASONS: Mapping[str, str] = {
-    "stop": "end_turn",
-    "length": "max_tokens",
-    "tool_calls": "tool_use",
-    "function_call": "tool_use",
-    "content_filter": "refusal",
-}
 
 _THINKING = frozenset({"thinking", "redacted_thinking"})
 
 
 def message_id() -> str:
     return "msg_" + uuid.uuid4().hex[:24]
-
-
-def stop_reason(finish_reason: str | None, tool_calls: bool) -> str:
-    reason = STOP_REASONS.get(finish_reason or "", "end_turn")
-    return "tool_use" if tool_calls and reason == "end_turn" else reason
-
-
-def anthropic_usage(usage: Any) -> Json:
-    """Anthropic usage from OpenAI's, whose prompt count includes cache reads and writes."""
-    usage = usage if isinstance(usage, dict) else {}
-    details = usage.get("prompt_tokens_details")
-    details = details if isinstance(details, dict) else {}
-    cached = int(details.get("cached_tokens") or 0)
-    written = int(details.get("cache_write_tokens") or 0)
-    return {
-        "input_tokens": max(0, int(usage.get("prompt_tokens") or 0) - cached - written),
-        "cache_creation_input_tokens": written,
-        "cache_read_input_tokens": cached,
-        "output_tokens": int(usage.get("completion_tokens") or 0),
-    }
 
 
 def _unsupported(what: str, param: str) -> ClientError:
@@ -292,8 +265,6 @@ def _answer_blocks(message: Json) -> tuple[list[Json], bool]:
             }
         )
     return blocks, bool(refusal) and not text
-
-
 
 
 def message_from_completion(raw: bytes) -> bytes:

@@ -1,7 +1,7 @@
 """AWS Bedrock Runtime adapter: OpenAI Chat Completions ⇄ Converse / ConverseStream.
 
-Wire format: botocore's `bedrock-runtime` service model (protocol rest-json), see
-../shared/reference/providers.md §4. Quirks this module handles:
+Wire format: botocore's `bedrock-runtime` service model (protocol rest-json), boto/botocore
+`botocore/data/bedrock-runtime/2023-09-30/service-2.json`. Quirks this module handles:
 
 - URL: `POST {base}/model/{modelId}/converse` (or `/converse-stream`); the model id is
   percent-encoded (`:` → `%3A`, `/` → `%2F`) exactly as botocore's serializer does. The I/O layer

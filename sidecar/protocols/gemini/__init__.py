@@ -11,7 +11,7 @@ differ only in URL and auth:
   ``Authorization: Bearer <OAuth token>``. A cluster base URL other than the AI Studio default
   replaces the host (proxies, private endpoints, tests).
 
-Quirks handled (see ../shared/reference/providers.md §3):
+Quirks handled (Google's reference: https://ai.google.dev/api/generate-content):
 
 - Roles are only ``user``/``model``; system and developer messages are hoisted into
   ``systemInstruction``; consecutive same-role turns are merged (a model turn's text and its
@@ -69,11 +69,16 @@ Quirks handled (see ../shared/reference/providers.md §3):
 Not mapped: ``logprobs``, ``logit_bias``, ``user``, ``parallel_tool_calls`` (Gemini has no switch),
 ``reasoning_effort`` (model-specific thinking budgets/levels), custom tools (→ 400).
 
-Modules: `request` (URL, auth headers, generateContent body; `upstream_request` is shared with
-the Gemini ingress's native path), `messages` (turns and function
-calls/responses), `content` (content parts), `schema` (function-schema cleanup), `ids` (tool-call
-id / thoughtSignature carrier), `response` (whole answer → OpenAI), `stream` (stream translator),
-`errors` (failure classification), `adapter` (`GeminiAdapter`).
+Modules. Both directions: `wire` (finish reasons, HTTP ↔ RPC status, usage: each pair in one
+place). Upstream (OpenAI callers → Gemini clusters): `request` (URL, auth headers,
+generateContent body; `upstream_request` is shared with the native path), `messages` (turns and
+function calls/responses), `content` (content parts), `schema` (function-schema cleanup), `ids`
+(tool-call id / thoughtSignature carrier), `response` (whole answer → OpenAI), `stream` (stream
+translator), `errors` (failure classification), `adapter` (`GeminiAdapter`). Ingress (Gemini
+callers): `ingress` (the codec, `CODEC`), `ingress_request` (reading bodies), `ingress_translate`
+(→ OpenAI), `ingress_response` / `ingress_stream` (OpenAI answers → Gemini), `ingress_errors`,
+`ingress_models`; the native path to Gemini clusters: `native` (`NATIVE`), `policy_access`
+(`ACCESS`), `native_watch`.
 """
 
 from __future__ import annotations
@@ -82,9 +87,9 @@ from sidecar.protocols.gemini.adapter import GeminiAdapter
 from sidecar.protocols.gemini.errors import parse_duration
 from sidecar.protocols.gemini.ids import call_nonce, decode_call_id, encode_call_id
 from sidecar.protocols.gemini.request import AI_STUDIO_BASE_URL, upstream_request
-from sidecar.protocols.gemini.response import usage_from_metadata
 from sidecar.protocols.gemini.schema import clean_parameters
 from sidecar.protocols.gemini.stream import GeminiStreamTranslator
+from sidecar.protocols.gemini.wire import usage_from_metadata
 
 __all__ = [
     "AI_STUDIO_BASE_URL",

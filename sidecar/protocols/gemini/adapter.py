@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import orjson
-
 from compiler.table import Agent, Cluster
-from sidecar.errors import UpstreamMalformedError, UpstreamStatusError
 from sidecar.protocols.base import AuthMaterial, Body, Completion, Failure, UpstreamRequest
-from sidecar.protocols.gemini.errors import classify, failure_from_error, google_error
+from sidecar.protocols.gemini.errors import classify
 from sidecar.protocols.gemini.request import translate_request, upstream_request
-from sidecar.protocols.gemini.response import completion_body
+from sidecar.protocols.gemini.response import completion_body, read_response
 from sidecar.protocols.gemini.stream import GeminiStreamTranslator
 
 
@@ -34,17 +31,7 @@ class GeminiAdapter:
         )
 
     def parse_response(self, cluster: Cluster, request: Body, raw: bytes) -> Completion:
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamMalformedError("not JSON", cluster.key, "gemini") from exc
-        error = google_error(data)
-        if error is not None:
-            raise UpstreamStatusError(failure_from_error(200, error, {}), cluster.key)
-        if isinstance(data, list) and len(data) == 1:
-            data = data[0]
-        if not isinstance(data, dict):
-            raise UpstreamMalformedError("not a GenerateContentResponse", cluster.key, "gemini")
+        data = read_response(raw, cluster.key)
         body, usage = completion_body(data, _model_name(cluster, request))
         return Completion(body=body, usage=usage)
 

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from sidecar.protocols.base import Failure
+from sidecar.protocols.gemini.wire import HTTP_STATUS_BY_RPC, RPC_TYPE_PREFIX
 from sidecar.protocols.openai.wire import (
     TRANSIENT_STATUSES,
     Json,
@@ -27,25 +28,6 @@ from sidecar.protocols.openai.wire import (
 )
 
 _RETRYABLE_RPC = frozenset({"RESOURCE_EXHAUSTED", "UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED"})
-_RPC_HTTP = {
-    "INVALID_ARGUMENT": 400,
-    "FAILED_PRECONDITION": 400,
-    "OUT_OF_RANGE": 400,
-    "UNAUTHENTICATED": 401,
-    "PERMISSION_DENIED": 403,
-    "NOT_FOUND": 404,
-    "ALREADY_EXISTS": 409,
-    "ABORTED": 409,
-    "RESOURCE_EXHAUSTED": 429,
-    "CANCELLED": 499,
-    "UNKNOWN": 500,
-    "INTERNAL": 500,
-    "DATA_LOSS": 500,
-    "UNIMPLEMENTED": 501,
-    "UNAVAILABLE": 503,
-    "DEADLINE_EXCEEDED": 504,
-}
-_TYPE_PREFIX = "type.googleapis.com/google.rpc."
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)s\s*$")
 
 
@@ -61,7 +43,7 @@ def _details(error: Json, kind: str) -> list[Json]:
     details = error.get("details")
     if not isinstance(details, list):
         return []
-    return [d for d in details if isinstance(d, dict) and d.get("@type") == _TYPE_PREFIX + kind]
+    return [d for d in details if isinstance(d, dict) and d.get("@type") == RPC_TYPE_PREFIX + kind]
 
 
 def parse_duration(value: Any) -> float | None:
@@ -109,7 +91,7 @@ def _upstream_status(http_status: int, error: Json, rpc: str | None) -> int:
     code = error.get("code")
     if isinstance(code, int) and 400 <= code <= 599:
         return code
-    return _RPC_HTTP.get(rpc or "", 502)
+    return HTTP_STATUS_BY_RPC.get(rpc or "", 502)
 
 
 def failure_from_error(http_status: int, error: Json, headers: Mapping[str, str]) -> Failure:

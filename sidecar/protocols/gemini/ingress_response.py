@@ -5,11 +5,11 @@
   a JSON object come as `{"arguments": "<raw text>"}`) and the OpenAI call id as its `id`, so
   the client's `functionResponse` can name it.
 - `finish_reason`: stop/tool_calls/function_call → STOP, length → MAX_TOKENS, content_filter →
-  SAFETY, anything else → OTHER.
-- `usage` → `usageMetadata`: promptTokenCount = prompt_tokens (cached tokens are inside, as in
-  Gemini), candidatesTokenCount = completion_tokens - reasoning tokens, thoughtsTokenCount =
-  reasoning tokens (when any), cachedContentTokenCount (when any), totalTokenCount = prompt +
-  completion.
+  SAFETY, anything else → OTHER (the table is in `wire`).
+- `usage` → `usageMetadata` (`wire.metadata_from_usage`): promptTokenCount = prompt_tokens
+  (cached tokens are inside, as in Gemini), candidatesTokenCount = completion_tokens - reasoning
+  tokens, thoughtsTokenCount = reasoning tokens (when any), cachedContentTokenCount (when any),
+  totalTokenCount = prompt + completion.
 - `modelVersion` is the model that answered (the cluster's model id), `responseId` the OpenAI id.
 """
 
@@ -20,27 +20,17 @@ from typing import Any
 import orjson
 
 from sidecar.errors import UpstreamMalformedError
+from sidecar.protocols.base import Usage
 from sidecar.protocols.gemini.json_values import as_dict
+from sidecar.protocols.gemini.wire import gemini_finish_reason, metadata_from_usage
 
 Json = dict[str, Any]
-
-_FINISH = {
-    "stop": "STOP",
-    "tool_calls": "STOP",
-    "function_call": "STOP",
-    "length": "MAX_TOKENS",
-    "content_filter": "SAFETY",
-}
 
 
 def index_of(item: Json, position: int) -> int:
     """A choice's (or tool call's) `index`, else its position."""
     index = item.get("index")
     return index if isinstance(index, int) and not isinstance(index, bool) else position
-
-
-def finish_reason(reason: Any) -> str:
-    return _FINISH.get(reason, "OTHER") if reason is not None else "STOP"
 
 
 def function_call_part(call_id: str | None, name: str, arguments: str) -> Json:
@@ -60,21 +50,17 @@ def _count(block: Any, key: str) -> int:
 
 
 def usage_metadata(usage: Any) -> Json | None:
+    """An OpenAI `usage` object as Gemini `usageMetadata`."""
     if not isinstance(usage, dict):
         return None
-    prompt, completion = _count(usage, "prompt_tokens"), _count(usage, "completion_tokens")
-    thoughts = _count(usage.get("completion_tokens_details"), "reasoning_tokens")
-    cached = _count(usage.get("prompt_tokens_details"), "cached_tokens")
-    meta: Json = {
-        "promptTokenCount": prompt,
-        "candidatesTokenCount": max(0, completion - thoughts),
-        "totalTokenCount": prompt + completion,
-    }
-    if cached:
-        meta["cachedContentTokenCount"] = cached
-    if thoughts:
-        meta["thoughtsTokenCount"] = thoughts
-    return meta
+    return metadata_from_usage(
+        Usage(
+            prompt_tokens=_count(usage, "prompt_tokens"),
+            completion_tokens=_count(usage, "completion_tokens"),
+            cached_tokens=_count(usage.get("prompt_tokens_details"), "cached_tokens"),
+            reasoning_tokens=_count(usage.get("completion_tokens_details"), "reasoning_tokens"),
+        )
+    )
 
 
 def _text_of(content: Any) -> str:
@@ -136,7 +122,7 @@ def response_from_openai(raw: bytes) -> bytes:
             continue
         parts = _parts(as_dict(choice.get("message")))
         candidates.append(
-            candidate(parts, index_of(choice, position), finish_reason(choice.get("finish_reason")))
+            candidate(parts, index_of(choice, position), gemini_finish_reason(choice.get("finish_reason")))
         )
     body = envelope(candidates, data.get("model"), data.get("id"), usage_metadata(data.get("usage")))
     return orjson.dumps(body)

@@ -22,12 +22,12 @@ import orjson
 from sidecar.protocols.gemini.ingress_response import (
     candidate,
     envelope,
-    finish_reason,
     function_call_part,
     index_of,
     usage_metadata,
 )
 from sidecar.protocols.gemini.json_values import as_dict
+from sidecar.protocols.gemini.wire import gemini_finish_reason
 
 Json = dict[str, Any]
 
@@ -75,7 +75,7 @@ class GeminiStreamEncoder:
     def close(self) -> bytes:
         choices = self._choices or {0: _Choice(finish="stop")}
         candidates = [
-            candidate([{"text": ""}, *state.take_calls()], index, finish_reason(state.finish))
+            candidate([{"text": ""}, *state.take_calls()], index, gemini_finish_reason(state.finish))
             for index, state in sorted(choices.items())
         ]
         return encode_event(envelope(candidates, self._model, self._response_id, self._usage))

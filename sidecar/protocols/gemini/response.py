@@ -1,22 +1,25 @@
 """A whole `GenerateContentResponse` → an OpenAI `chat.completion`, and the pieces the stream
-translator shares with it (finish reasons, usage, visible text, tool calls).
+translator shares with it (visible text, tool calls, candidate indexes). `read_response` (the
+answer object, or the error it is) is shared with the native path, which does not translate.
 
 `finishReason` is `STOP` even for function calls → `tool_calls`; MAX_TOKENS → `length`;
-SAFETY/RECITATION/BLOCKLIST/… → `content_filter`; `promptFeedback.blockReason` without candidates
-→ `content_filter` with empty content. `thought` parts are not shown. Usage: prompt =
-`promptTokenCount + toolUsePromptTokenCount`, cached = `cachedContentTokenCount`, completion =
-`candidatesTokenCount + thoughtsTokenCount`, reasoning = `thoughtsTokenCount` (always reported).
+SAFETY/RECITATION/BLOCKLIST/… → `content_filter` (the table is in `wire`);
+`promptFeedback.blockReason` without candidates → `content_filter` with empty content. `thought`
+parts are not shown. Usage (`wire.usage_from_metadata`): prompt = `promptTokenCount +
+toolUsePromptTokenCount`, cached = `cachedContentTokenCount`, completion = `candidatesTokenCount +
+thoughtsTokenCount`, reasoning = `thoughtsTokenCount` (always reported).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
+from sidecar.errors import UpstreamMalformedError, UpstreamStatusError
 from sidecar.protocols.base import Usage
+from sidecar.protocols.gemini.errors import failure_from_error, google_error
 from sidecar.protocols.gemini.ids import call_nonce, encode_call_id
 from sidecar.protocols.gemini.json_values import as_dict
+from sidecar.protocols.gemini.wire import openai_finish_reason, usage_from_metadata
 from sidecar.protocols.openai.wire import (
     Json,
     assistant_message,
@@ -26,44 +29,23 @@ from sidecar.protocols.openai.wire import (
     usage_json,
 )
 
-_FILTER_REASONS = frozenset(
-    [
-        "SAFETY",
-        "RECITATION",
-        "BLOCKLIST",
-        "PROHIBITED_CONTENT",
-        "SPII",
-        "LANGUAGE",
-        "IMAGE_SAFETY",
-        "IMAGE_PROHIBITED_CONTENT",
-        "IMAGE_RECITATION",
-    ]
-)
 
-
-def finish_reason(reason: Any, has_calls: bool) -> str:
-    if reason in _FILTER_REASONS:
-        return "content_filter"
-    if reason == "MAX_TOKENS":
-        return "length"
-    return "tool_calls" if has_calls else "stop"
-
-
-def usage_from_metadata(meta: Any) -> Usage | None:
-    if not isinstance(meta, dict):
-        return None
-
-    def count(key: str) -> int:
-        value = meta.get(key)
-        return value if isinstance(value, int) else 0
-
-    thoughts = count("thoughtsTokenCount")
-    return Usage(
-        prompt_tokens=count("promptTokenCount") + count("toolUsePromptTokenCount"),
-        completion_tokens=count("candidatesTokenCount") + thoughts,
-        cached_tokens=count("cachedContentTokenCount"),
-        reasoning_tokens=thoughts,
-    )
+def read_response(raw: bytes, cluster_key: str) -> Json:
+    """The `GenerateContentResponse` object of a whole answer (also in a one-element array).
+    Raises `UpstreamStatusError` for a Google error body, `UpstreamMalformedError` for anything
+    else that is not a response object."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamMalformedError("not JSON", cluster_key, "gemini") from exc
+    error = google_error(data)
+    if error is not None:
+        raise UpstreamStatusError(failure_from_error(200, error, {}), cluster_key)
+    if isinstance(data, list) and len(data) == 1:
+        data = data[0]
+    if not isinstance(data, dict):
+        raise UpstreamMalformedError("not a GenerateContentResponse", cluster_key, "gemini")
+    return data
 
 
 def response_id_of(data: Json) -> str | None:
@@ -118,7 +100,7 @@ def _choice(candidate: Json, position: int, response_id: str | None) -> Json:
         "index": index,
         "message": assistant_message(content, calls or None),
         "logprobs": None,
-        "finish_reason": finish_reason(candidate.get("finishReason"), bool(calls)),
+        "finish_reason": openai_finish_reason(candidate.get("finishReason"), bool(calls)),
     }
 
 

@@ -4,11 +4,13 @@ Gemini streams `data:` chunks with text deltas and whole `functionCall` parts, `
 possibly repeated (the last wins), and no terminator. Each candidate becomes a choice with its own
 index. At EOF the finish chunk(s) and, with `stream_options.include_usage`, the usage chunk are
 emitted; EOF without any `finishReason` (or prompt block) is a cut. An error object inside the
-stream → `UpstreamStreamError`.
+stream → `UpstreamStreamError`. The native path's watch (`native_watch`) reads events and decides
+cuts with the same functions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import orjson
@@ -19,15 +21,44 @@ from sidecar.protocols.gemini.errors import failure_from_error, google_error
 from sidecar.protocols.gemini.response import (
     candidate_index,
     candidate_parts,
-    finish_reason,
     openai_tool_call,
     prompt_blocked,
     response_id_of,
-    usage_from_metadata,
     visible_text,
 )
+from sidecar.protocols.gemini.wire import openai_finish_reason, usage_from_metadata
 from sidecar.protocols.openai.wire import ChunkWriter, Json
 from sidecar.sse import SseDecoder
+
+CUT_MESSAGE = "gemini stream ended before a finishReason"
+
+
+def stream_event(payload: bytes, cluster_key: str) -> Json | None:
+    """The `GenerateContentResponse` in one stream event (None for JSON that is not an object).
+    Raises `UpstreamStreamError` for an error object or data that is not JSON."""
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamStreamError(
+            network_failure("gemini sent a malformed stream chunk"), cluster_key
+        ) from exc
+    error = google_error(data)
+    if error is not None:
+        raise UpstreamStreamError(failure_from_error(200, error, {}), cluster_key)
+    return data if isinstance(data, dict) else None
+
+
+def finish_of(candidate: Json) -> str | None:
+    reason = candidate.get("finishReason")
+    return reason if isinstance(reason, str) and reason else None
+
+
+def stream_cut(finishes: Collection[str | None], blocked: bool) -> bool:
+    """True when a stream ended early: a candidate without a finishReason, or no candidate at
+    all and no prompt block."""
+    if not finishes:
+        return not blocked
+    return any(finish is None for finish in finishes)
 
 
 @dataclass(slots=True)
@@ -68,37 +99,24 @@ class GeminiStreamTranslator:
         out: list[bytes] = []
         for event in self._decoder.flush():
             out.extend(self._on_event(event.data))
-        if self._cut():
-            raise UpstreamStreamError(
-                network_failure("gemini stream ended before a finishReason"), self._cluster_key
-            )
+        if stream_cut([state.finish for state in self._candidates.values()], self._blocked):
+            raise UpstreamStreamError(network_failure(CUT_MESSAGE), self._cluster_key)
         if not self._candidates:  # the prompt was blocked: an empty, filtered answer
             out.append(self._writer.chunk({"role": "assistant", "content": ""}))
             out.append(self._writer.chunk({}, "content_filter"))
         for index, state in sorted(self._candidates.items()):
-            out.append(self._writer.chunk({}, finish_reason(state.finish, state.calls > 0), index=index))
+            out.append(
+                self._writer.chunk({}, openai_finish_reason(state.finish, state.calls > 0), index=index)
+            )
         if self._latest_usage is not None:
             self.usage = self._latest_usage
             if self._writer.include_usage:  # thoughts always reported, 0 included
                 out.append(self._writer.usage_chunk(self.usage, report_reasoning=True))
         return out
 
-    def _cut(self) -> bool:
-        if not self._candidates:
-            return not self._blocked
-        return any(state.finish is None for state in self._candidates.values())
-
     def _on_event(self, payload: bytes) -> list[bytes]:
-        try:
-            data = orjson.loads(payload)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamStreamError(
-                network_failure("gemini sent a malformed stream chunk"), self._cluster_key
-            ) from exc
-        error = google_error(data)
-        if error is not None:
-            raise UpstreamStreamError(failure_from_error(200, error, {}), self._cluster_key)
-        if not isinstance(data, dict):
+        data = stream_event(payload, self._cluster_key)
+        if data is None:
             return []
         if prompt_blocked(data):
             self._blocked = True
@@ -127,7 +145,5 @@ class GeminiStreamTranslator:
             if call is not None:
                 out.append(self._writer.chunk({"tool_calls": [{"index": state.calls, **call}]}, index=index))
                 state.calls += 1
-        reason = candidate.get("finishReason")
-        if isinstance(reason, str) and reason:
-            state.finish = reason
+        state.finish = finish_of(candidate) or state.finish
         return out

@@ -1,33 +1,30 @@
 """OpenAI-compatible ingress: `POST /v1/chat/completions` (`model` names an agent), the same under
-`/v1/{openai,cerebras,vllm,ollama}/{agent}/[v1/]chat/completions` (the agent comes from the path,
-for SDKs pointed at a provider-specific base URL), and `GET …/models`.
+`/v1/{openai,cerebras,vllm,ollama,groq,mistral,grok,openrouter}/{agent}/[v1/]chat/completions`
+(the agent comes from the path, for SDKs pointed at a provider-specific base URL; the prefix is
+only a label), and `GET …/models`.
 
 Answers carry headers that say what happened: x-astra-agent, x-astra-provider (who served),
 x-astra-attempts (upstream attempts, retries and fallbacks included), x-astra-tools-removed
 (request tools the policy removed), x-request-id. Errors are OpenAI's
 `{"error": {"message", "type", "param", "code"}}`; a failure after streaming began is a final
-`data: {"error": …}` event.
+`data: {"error": …}` event. Every cluster is reached through its adapter (OpenAI-wire clusters
+pass the bytes through it), so this API has no separate native path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from compiler.table import Agent, Cluster
 from sidecar.app_keys import STATE
 from sidecar.errors import ClientError
-from sidecar.policy.agent import AgentPolicy, check_chat_body
-from sidecar.protocols.base import AuthMaterial, Body, Failure, UpstreamRequest, Usage
-from sidecar.protocols.codec import IngressCall, NativePrepared
-from sidecar.serving.flow import serve
+from sidecar.protocols.base import Body, Failure
+from sidecar.protocols.codec import IngressCall, RequestSize, Route
+from sidecar.protocols.openai.validate import OUTPUT_CAPS, check_chat_body
 from sidecar.sse import DONE, encode_data
-
-#: Path prefixes of OpenAI-compatible provider base URLs an SDK may be pointed at.
-PROVIDER_PREFIXES = ("openai", "cerebras", "vllm", "ollama", "groq", "mistral", "grok", "openrouter")
 
 
 def error_payload(failure: Failure) -> bytes:
@@ -56,29 +53,35 @@ class _OpenAIStream:
 _STREAM = _OpenAIStream()
 
 
+#: Path prefixes of OpenAI-compatible provider base URLs an SDK may be pointed at (not those of
+#: another API's routes: `/v1/anthropic/…` and `/v1/gemini/…` answer in their own shapes).
+PROVIDER_PREFIXES = ("openai", "cerebras", "vllm", "ollama", "groq", "mistral", "grok", "openrouter")
+
+
+def _requested_output(body: Body) -> int | None:
+    sizes = [n for key in OUTPUT_CAPS if type(n := body.get(key)) is int and n > 0]
+    return min(sizes) if sizes else None
+
+
 class OpenAICodec:
     name = "openai"
     wire = "openai"
-    native = False
+    stream_content_type = "text/event-stream"
 
-    def parse(self, body: Any, route: Mapping[str, str], query: Mapping[str, str]) -> IngressCall:
+    def parse(
+        self, body: Any, route: Mapping[str, str], query: Mapping[str, str], headers: Mapping[str, str]
+    ) -> IngressCall:
         agent = route.get("agent")
         if agent is not None and isinstance(body, dict):
             body = {**body, "model": agent}
         body = check_chat_body(body)
-        return IngressCall(agent_id=body["model"], body=body, stream=bool(body.get("stream")))
-
-    def inbound(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Mapping[str, str]:
-        return headers
+        return IngressCall(agent_id=body["model"], body=body, stream=bool(body.get("stream")), inbound=headers)
 
     def error_body(self, failure: Failure) -> bytes:
         return error_payload(failure)
 
     def stream_error(self, failure: Failure) -> bytes:
         return encode_data(error_payload(failure))
-
-    def stream_content_type(self) -> str:
-        return "text/event-stream"
 
     def to_openai(self, call: IngressCall) -> Body:
         return call.body
@@ -89,28 +92,24 @@ class OpenAICodec:
     def stream_encoder(self, call: IngressCall) -> _OpenAIStream:
         return _STREAM
 
-    def prepare_native(self, call: IngressCall, agent: Agent) -> NativePrepared:
-        raise NotImplementedError("OpenAI calls go through the OpenAI adapter path")
+    def size(self, call: IngressCall) -> RequestSize:
+        body = call.body
+        return RequestSize(
+            conversation=body.get("messages"),
+            tools=(body.get("tools"), body.get("functions")),
+            output_cap=_requested_output(body),
+        )
 
-    def native_for_cluster(
-        self, prepared: NativePrepared, policy: AgentPolicy, cluster: Cluster, call: IngressCall
-    ) -> Body:
-        raise NotImplementedError("OpenAI calls go through the OpenAI adapter path")
-
-    def native_request(
-        self, cluster: Cluster, body: Body, auth: AuthMaterial, call: IngressCall, inbound: Mapping[str, str]
-    ) -> UpstreamRequest:
-        raise NotImplementedError("OpenAI calls go through the OpenAI adapter path")
-
-    def native_usage(self, raw: bytes) -> Usage | None:
-        return None
+    def routes(self) -> Sequence[Route]:
+        routes = [Route("POST", "/v1/chat/completions"), Route("GET", "/v1/models", list_models)]
+        for prefix in PROVIDER_PREFIXES:
+            for version in ("", "/v1"):
+                routes.append(Route("POST", f"/v1/{prefix}/{{agent}}{version}/chat/completions"))
+                routes.append(Route("GET", f"/v1/{prefix}/{{agent}}{version}/models", list_models))
+        return routes
 
 
 CODEC = OpenAICodec()
-
-
-async def chat_completions(request: web.Request) -> web.StreamResponse:
-    return await serve(request, CODEC)
 
 
 async def list_models(request: web.Request) -> web.Response:
@@ -124,12 +123,3 @@ async def list_models(request: web.Request) -> web.Response:
     owner = runtime.agents[agent].plan[0].cluster.provider
     data = [{"id": agent, "object": "model", "created": 0, "owned_by": f"astra:{owner}"}]
     return web.json_response({"object": "list", "data": data}, dumps=lambda v: orjson.dumps(v).decode())
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/chat/completions", chat_completions)
-    app.router.add_get("/v1/models", list_models)
-    for prefix in PROVIDER_PREFIXES:
-        for version in ("", "/v1"):
-            app.router.add_post(f"/v1/{prefix}/{{agent}}{version}/chat/completions", chat_completions)
-            app.router.add_get(f"/v1/{prefix}/{{agent}}{version}/models", list_models)

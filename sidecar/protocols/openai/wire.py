@@ -1,6 +1,6 @@
 """Builders for the OpenAI Chat Completions shapes every translating adapter emits.
 
-The shapes follow the official spec (shared/specs/openai-openapi.yaml:
+The shapes follow the official spec (openai/openai-openapi `openapi.yaml`:
 `CreateChatCompletionResponse`, `CreateChatCompletionStreamResponse`, `CompletionUsage`).
 """
 

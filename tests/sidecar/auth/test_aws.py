@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
 from aiohttp import web
 
-from compiler.table import BreakerPolicy, Cluster, Credentials, RequestRules
 from sidecar.auth import CredentialSource
 from sidecar.auth.aws import AwsCredentialError, AwsCredentialSource, resolve_cluster, resolve_region
 from sidecar.protocols.base import AuthMaterial, AwsCredentials, Secret
+from tests.builders import cluster
 
 NO_FILES = {
     "AWS_CONFIG_FILE": "/nonexistent/aws-config",
@@ -23,24 +22,9 @@ NO_FILES = {
 }
 
 
-def make_cluster(base_url: str = "", region: str | None = "us-east-1") -> Cluster:
-    return Cluster(
-        key="bedrock:amazon.nova-lite-v1:0:",
-        provider="bedrock",
-        wire="bedrock",
-        model_id="amazon.nova-lite-v1:0",
-        base_url=base_url,
-        auth="sigv4",
-        credentials=Credentials(mode="aws", required=False),
-        base_url_env=None,
-        headers=MappingProxyType({}),
-        breaker=BreakerPolicy(),
-        rules=RequestRules(temperature_max=1.0, max_choices=1),
-        region=region,
-    )
-
-
-CLUSTER = make_cluster()
+NOVA = "amazon.nova-lite-v1:0"
+CLUSTER = cluster("bedrock", NOVA)  # region us-east-1, no endpoint: the regional one is derived
+NO_REGION = cluster("bedrock", NOVA, region=None)
 
 
 def aws(material: AuthMaterial) -> AwsCredentials:
@@ -238,27 +222,25 @@ async def test_web_identity_via_the_chain_and_refresh(
 
 def test_region_precedence(tmp_path: Path) -> None:
     env = {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "eu-west-2", **NO_FILES}
-    assert resolve_region(make_cluster(region="us-east-2"), env) == "us-east-2"
-    regional = make_cluster(base_url="https://bedrock-runtime.ap-northeast-1.amazonaws.com", region=None)
+    assert resolve_region(cluster("bedrock", NOVA, region="us-east-2"), env) == "us-east-2"
+    tokyo = "https://bedrock-runtime.ap-northeast-1.amazonaws.com"
+    regional = cluster("bedrock", NOVA, base_url=tokyo, region=None)
     assert resolve_region(regional, env) == "ap-northeast-1"
-    assert resolve_region(make_cluster(region=None), env) == "eu-west-1"
-    assert (
-        resolve_region(make_cluster(region=None), {**NO_FILES, "AWS_DEFAULT_REGION": "eu-west-2"})
-        == "eu-west-2"
-    )
+    assert resolve_region(NO_REGION, env) == "eu-west-1"
+    assert resolve_region(NO_REGION, {**NO_FILES, "AWS_DEFAULT_REGION": "eu-west-2"}) == "eu-west-2"
     profiles = _write_profiles(tmp_path)
-    assert resolve_region(make_cluster(region=None), {**profiles, "AWS_PROFILE": "work"}) == "eu-central-1"
-    assert resolve_region(make_cluster(region=None), NO_FILES) is None
-    assert resolve_region(make_cluster(region=None), {**NO_FILES, "AWS_PROFILE": "missing"}) is None
+    assert resolve_region(NO_REGION, {**profiles, "AWS_PROFILE": "work"}) == "eu-central-1"
+    assert resolve_region(NO_REGION, NO_FILES) is None
+    assert resolve_region(NO_REGION, {**NO_FILES, "AWS_PROFILE": "missing"}) is None
 
 
 def test_resolve_cluster_fills_region_and_regional_base_url() -> None:
-    resolved = resolve_cluster(make_cluster(region=None), {**NO_FILES, "AWS_REGION": "eu-west-3"})
+    resolved = resolve_cluster(NO_REGION, {**NO_FILES, "AWS_REGION": "eu-west-3"})
     assert (resolved.region, resolved.base_url) == (
         "eu-west-3",
         "https://bedrock-runtime.eu-west-3.amazonaws.com",
     )
-    custom = resolve_cluster(make_cluster(base_url="http://127.0.0.1:9999", region="us-east-1"), NO_FILES)
+    local = cluster("bedrock", NOVA, base_url="http://127.0.0.1:9999", region="us-east-1")
+    custom = resolve_cluster(local, NO_FILES)
     assert (custom.region, custom.base_url) == ("us-east-1", "http://127.0.0.1:9999")
-    unresolved = make_cluster(region=None)
-    assert resolve_cluster(unresolved, NO_FILES) is unresolved
+    assert resolve_cluster(NO_REGION, NO_FILES) is NO_REGION

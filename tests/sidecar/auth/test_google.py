@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from types import MappingProxyType
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from compiler.table import BreakerPolicy, Cluster, Credentials, RequestRules, VertexTarget
+from compiler.table import VertexTarget
 from sidecar.auth.google import (
     SCOPES,
     GoogleCredentialSource,
@@ -23,6 +22,7 @@ from sidecar.auth.google import (
 )
 from sidecar.clock import ManualClock
 from sidecar.errors import UpstreamError, UpstreamNetworkError
+from tests.builders import cluster
 from tests.fakes.gemini_upstream import (
     GOOGLE_TOKEN_AUDIENCE,
     SERVICE_ACCOUNT_EMAIL,
@@ -175,33 +175,20 @@ def test_repr_hides_the_file() -> None:
 # --- Vertex mode decision ----------------------------------------------------------------------
 
 
-def gemini_cluster(vertex: VertexTarget | None = None, wire: str = "gemini") -> Cluster:
-    return Cluster(
-        key="gemini:gemini-2.5-flash:https://generativelanguage.googleapis.com",
-        provider="gemini",
-        wire=wire,
-        model_id="gemini-2.5-flash",
-        base_url="https://generativelanguage.googleapis.com",
-        auth="x-goog-api-key",
-        credentials=Credentials(mode="env", env="GEMINI_API_KEY"),
-        base_url_env=None,
-        headers=MappingProxyType({}),
-        breaker=BreakerPolicy(),
-        rules=RequestRules(),
-        vertex=vertex,
-    )
+#: An AI Studio cluster as the compiler writes it; Vertex comes from config (`vertex=`) or env.
+GEMINI = cluster("gemini", "gemini-2.5-flash")
 
 
 ENABLED = {"ASTRA_GEMINI_VERTEX_AI_ENABLED": "true", "ASTRA_GEMINI_VERTEX_AI_PROJECT": "proj-9"}
 
 
 def test_ai_studio_by_default() -> None:
-    assert vertex_target(gemini_cluster(), {}) is None
-    assert vertex_target(gemini_cluster(), {"ASTRA_GEMINI_VERTEX_AI_ENABLED": "0"}) is None
+    assert vertex_target(GEMINI, {}) is None
+    assert vertex_target(GEMINI, {"ASTRA_GEMINI_VERTEX_AI_ENABLED": "0"}) is None
 
 
 def test_env_enables_vertex_with_defaults() -> None:
-    assert vertex_target(gemini_cluster(), ENABLED) == VertexTarget("proj-9", "global", None)
+    assert vertex_target(GEMINI, ENABLED) == VertexTarget("proj-9", "global", None)
 
 
 def test_env_sets_location_and_credentials_file() -> None:
@@ -211,24 +198,24 @@ def test_env_sets_location_and_credentials_file() -> None:
         "ASTRA_GEMINI_VERTEX_AI_LOCATION": "europe-west4",
         "ASTRA_GEMINI_VERTEX_AI_CREDENTIALS_FILE": "/run/secrets/sa.json",
     }
-    assert vertex_target(gemini_cluster(), env) == VertexTarget(
+    assert vertex_target(GEMINI, env) == VertexTarget(
         "proj-9", "europe-west4", "/run/secrets/sa.json"
     )
 
 
 def test_config_wins_and_env_fills_credentials_file() -> None:
     configured = VertexTarget("cfg-proj", "us-central1")
-    assert vertex_target(gemini_cluster(configured), ENABLED) == configured
+    assert vertex_target(cluster("gemini", "gemini-2.5-flash", vertex=configured), ENABLED) == configured
     env = {"ASTRA_GEMINI_VERTEX_AI_CREDENTIALS_FILE": "/sa.json"}
-    assert vertex_target(gemini_cluster(configured), env) == VertexTarget(
+    assert vertex_target(cluster("gemini", "gemini-2.5-flash", vertex=configured), env) == VertexTarget(
         "cfg-proj", "us-central1", "/sa.json"
     )
     with_file = VertexTarget("cfg-proj", "us-central1", "/own.json")
-    assert vertex_target(gemini_cluster(with_file), env) == with_file
+    assert vertex_target(cluster("gemini", "gemini-2.5-flash", vertex=with_file), env) == with_file
 
 
 def test_other_wires_are_never_vertex() -> None:
-    assert vertex_target(gemini_cluster(wire="openai"), ENABLED) is None
+    assert vertex_target(cluster("gemini", "gemini-2.5-flash", wire="openai"), ENABLED) is None
 
 
 @pytest.mark.parametrize(
@@ -241,10 +228,10 @@ def test_other_wires_are_never_vertex() -> None:
 )
 def test_inconsistent_env_is_a_start_error(env: dict[str, str]) -> None:
     with pytest.raises(VertexConfigError):
-        vertex_target(gemini_cluster(), env)
+        vertex_target(GEMINI, env)
 
 
 def test_source_for_cluster_uses_its_credentials_file() -> None:
-    cluster = gemini_cluster(VertexTarget("p", "global", "/sa.json"))
-    assert repr(google_source_for(cluster)) == "GoogleCredentialSource(file)"
-    assert repr(google_source_for(gemini_cluster())) == "GoogleCredentialSource(adc)"
+    with_file = cluster("gemini", "gemini-2.5-flash", vertex=VertexTarget("p", "global", "/sa.json"))
+    assert repr(google_source_for(with_file)) == "GoogleCredentialSource(file)"
+    assert repr(google_source_for(GEMINI)) == "GoogleCredentialSource(adc)"

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from openai.types.chat import ChatCompletionFunctionToolParam
 
-from compiler.table import Cluster
+from tests.builders import cluster
 from tests.fakes import bedrock_upstream as fake
 from tests.fakes.bedrock_upstream import (
     Answer,
@@ -70,7 +70,7 @@ async def _transport_keeps_encoded_paths() -> bool:
     transport = HttpTransport()
     try:
         url = str(server.make_url("/model/a%3A0/converse"))
-        probe = Cluster(**{**_probe_cluster_fields(), "base_url": url})
+        probe = cluster("bedrock", "a:0", base_url=url)
         request = UpstreamRequest(url=url.replace("a:0", "a%3A0"), headers={}, body=b"{}", stream=False)
         async with transport.open(probe, request, AttemptTimeouts(5, 5)) as response:
             await response.read()
@@ -82,26 +82,6 @@ async def _transport_keeps_encoded_paths() -> bool:
 
 async def test_transport_sends_the_path_exactly_as_signed() -> None:
     assert await _transport_keeps_encoded_paths()
-
-
-def _probe_cluster_fields() -> dict[str, Any]:
-    from types import MappingProxyType
-
-    from compiler.table import BreakerPolicy, Credentials, RequestRules
-
-    return {
-        "key": "probe",
-        "provider": "bedrock",
-        "wire": "bedrock",
-        "model_id": "a:0",
-        "base_url": "",
-        "auth": "none",
-        "credentials": Credentials(mode="none"),
-        "base_url_env": None,
-        "headers": MappingProxyType({}),
-        "breaker": BreakerPolicy(),
-        "rules": RequestRules(),
-    }
 
 
 @pytest.fixture

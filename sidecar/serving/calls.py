@@ -1,0 +1,133 @@
+"""How one client call becomes an attempt on each cluster of its plan (`CallShape`).
+
+- **OpenAI** calls, and calls of another API on a cluster of another wire format, are OpenAI
+  requests with the agent's policy applied (`OpenAICall`), sent through the cluster's adapter.
+- A call of an API that has a native path (Anthropic, Gemini), on a cluster of that same wire
+  format, passes through with the policy applied in its own format, and its answer goes back to
+  the client byte for byte (`ForeignCall`, which also holds the translated form for fallbacks of
+  another format, each built once, when first needed).
+
+Agents with a restrictive tool policy are always translated: a native answer is relayed byte for
+byte, and the tool guard reads OpenAI answers only. Their translation starts from the body with
+the tool policy applied in the caller's format (as the native path would apply it), so a refused
+tool that has no OpenAI form (a Gemini `googleSearch`, an Anthropic server tool) is removed and
+reported, not refused by the translation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from compiler.table import Cluster
+from sidecar.policy.agent import Prepared
+from sidecar.protocols import registry
+from sidecar.protocols.base import Completion, StreamTranslator
+from sidecar.protocols.codec import IngressCall, IngressCodec, NativePath, StreamWatch
+from sidecar.protocols.openai.policy_access import ACCESS as OPENAI_ACCESS
+from sidecar.protocols.openai.validate import check_chat_body
+from sidecar.resilience.attempt import BuiltAttempt, CallShape
+
+if TYPE_CHECKING:  # types only: the runtime imports the protocol registry
+    from sidecar.runtime import AgentRuntime, ClusterRuntime
+
+
+class OpenAICall:
+    """An OpenAI chat request: the agent's policy per cluster, then the cluster's adapter."""
+
+    __slots__ = ("_agent", "_call", "prepared")
+
+    def __init__(self, agent: AgentRuntime, prepared: Prepared, call: IngressCall) -> None:
+        self._agent = agent
+        self._call = call
+        self.prepared = prepared
+
+    async def build(self, cluster: ClusterRuntime) -> BuiltAttempt:
+        body = self._agent.policy.for_cluster(self.prepared, cluster.cluster, OPENAI_ACCESS)
+        auth = await cluster.credentials.material(self._call.inbound)
+        return BuiltAttempt(cluster.adapter.build_request(cluster.cluster, self._agent.agent, body, auth), body)
+
+    def parse(self, cluster: ClusterRuntime, built: BuiltAttempt, raw: bytes) -> Completion:
+        return cluster.adapter.parse_response(cluster.cluster, built.body, raw)
+
+    def translator(self, cluster: ClusterRuntime, built: BuiltAttempt) -> StreamTranslator:
+        return cluster.adapter.stream_translator(cluster.cluster, built.body)
+
+    def watch(self, cluster: ClusterRuntime, built: BuiltAttempt) -> StreamWatch:
+        raise AssertionError("OpenAI calls are never native")
+
+
+class ForeignCall:
+    """A call in an API with a native path: native on clusters of its wire format (unless the
+    agent's tool guard needs OpenAI answers), translated through OpenAI everywhere else."""
+
+    def __init__(self, codec: IngressCodec, native: NativePath, call: IngressCall, agent: AgentRuntime) -> None:
+        self._codec = codec
+        self._native_path = native
+        self._call = call
+        self._agent = agent
+        self._guarded = agent.policy.tool_guard is not None
+        self._native: Prepared | None = None
+        self._openai: OpenAICall | None = None
+
+    def removed_tools(self) -> tuple[str, ...]:
+        """Applies the per-request policy for the primary cluster's path; the tools it removed."""
+        if self._is_native(self._agent.plan[0].cluster):
+            return self._native_prepared().removed_tools
+        return self._openai_call().prepared.removed_tools
+
+    def _is_native(self, cluster: Cluster) -> bool:
+        return not self._guarded and cluster.wire == self._codec.wire
+
+    def _native_prepared(self) -> Prepared:
+        if self._native is None:
+            self._native = self._agent.policy.prepare(self._call.body, self._native_path.access)
+        return self._native
+
+    def _openai_call(self) -> OpenAICall:
+        if self._openai is None:
+            call = self._call
+            removed: tuple[str, ...] = ()
+            if self._guarded:
+                native = self._native_prepared()
+                call, removed = replace(call, body=native.body), native.removed_tools
+            prepared = self._agent.policy.prepare(check_chat_body(self._codec.to_openai(call)), OPENAI_ACCESS)
+            if removed:
+                prepared = replace(prepared, removed_tools=removed + prepared.removed_tools)
+            self._openai = OpenAICall(self._agent, prepared, self._call)
+        return self._openai
+
+    async def build(self, cluster: ClusterRuntime) -> BuiltAttempt:
+        if not self._is_native(cluster.cluster):
+            return await self._openai_call().build(cluster)
+        native = self._native_path
+        body = self._agent.policy.for_cluster(self._native_prepared(), cluster.cluster, native.access)
+        auth = await cluster.credentials.material(self._call.inbound)
+        return BuiltAttempt(native.request(cluster.cluster, body, auth, self._call), body, native=True)
+
+    def parse(self, cluster: ClusterRuntime, built: BuiltAttempt, raw: bytes) -> Completion:
+        if not built.native:
+            return self._openai_call().parse(cluster, built, raw)
+        return Completion(raw, self._native_path.validate(cluster.cluster, raw))
+
+    def translator(self, cluster: ClusterRuntime, built: BuiltAttempt) -> StreamTranslator:
+        return self._openai_call().translator(cluster, built)
+
+    def watch(self, cluster: ClusterRuntime, built: BuiltAttempt) -> StreamWatch:
+        return self._native_path.watch(cluster.cluster)
+
+
+def call_shape(codec: IngressCodec, call: IngressCall, agent: AgentRuntime) -> tuple[CallShape, tuple[str, ...]]:
+    """The shape of `call` for `agent`'s plan, and the request tools its policy removed."""
+    native = registry.native_path(codec.wire)
+    if native is None:
+        body = codec.to_openai(call)
+        if codec.wire != OPENAI_WIRE:
+            body = check_chat_body(body)
+        prepared = agent.policy.prepare(body, OPENAI_ACCESS)
+        return OpenAICall(agent, prepared, call), prepared.removed_tools
+    shape = ForeignCall(codec, native, call, agent)
+    return shape, shape.removed_tools()
+
+
+OPENAI_WIRE = "openai"
