@@ -1,9 +1,9 @@
 """The `astra` command: the compiler's verbs (lint, compile, explain, diff) and the sidecar's serve.
 
 This is the one module that knows both halves. The compiler never imports the sidecar, and the
-sidecar never imports the compiler beyond `compiler.table`: `serve` hands it the table loader,
-`compiler.loader.load_routing_table` (an astra.yml is compiled on the spot, a compiled table is
-checked; failures raise `compiler.table.TableLoadError`). The sidecar is imported only when
+sidecar never imports the compiler beyond `astra_sidecar.compiler.table`: `serve` hands it the table loader,
+`astra_sidecar.compiler.loader.load_routing_table` (an astra.yml is compiled on the spot, a compiled table is
+checked; failures raise `astra_sidecar.compiler.table.TableLoadError`). The sidecar is imported only when
 `serve` runs, so the other verbs start without aiohttp and the protocol adapters.
 """
 
@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import argparse
 
-from compiler.cli import COMPILER_VERBS, SubParsers, Verb, build_parser, run_command
-from compiler.loader import load_routing_table
+from astra_sidecar.compiler.cli import COMPILER_VERBS, SubParsers, Verb, build_parser, run_command
+from astra_sidecar.compiler.loader import load_routing_table
 
 DESCRIPTION = "Compile, lint and serve astra.yml LLM gateway configs."
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from sidecar.server import serve_main
+    from astra_sidecar.sidecar.server import serve_main
 
     status: int = serve_main(args, load_routing_table)
     return status

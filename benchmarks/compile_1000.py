@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from compiler.loader import compile_file
-from compiler.table import dump_table_json
+from astra_sidecar.compiler.loader import compile_file
+from astra_sidecar.compiler.table import dump_table_json
 
 TARGETS = [
     ("openai", "gpt-4o-mini", ""), ("claude", "claude-3-5-haiku-latest", ""), ("gemini", "gemini-2.0-flash", ""),

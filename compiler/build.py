@@ -25,12 +25,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from compiler.config import AgentConfig, AgentRef, Config, Target
-from compiler.diagnostics import Diagnostic, suggestion
-from compiler.providers import PROVIDERS, ProviderSpec, base_url_rule, canonical_provider, normalise_base_url
-from compiler.schemas import schema_defaults
-from compiler.table import SCHEMA_VERSION, Json, canonical_json, cluster_key, content_hash
-from compiler.yamlpos import Path
+from astra_sidecar.compiler.config import AgentConfig, AgentRef, Config, Target
+from astra_sidecar.compiler.diagnostics import Diagnostic, suggestion
+from astra_sidecar.compiler.providers import (
+    PROVIDERS,
+    ProviderSpec,
+    base_url_rule,
+    canonical_provider,
+    normalise_base_url,
+)
+from astra_sidecar.compiler.schemas import schema_defaults
+from astra_sidecar.compiler.table import SCHEMA_VERSION, Json, canonical_json, cluster_key, content_hash
+from astra_sidecar.compiler.yamlpos import Path
 
 _FLOATS = ("jitter", "failRate")
 

@@ -1,7 +1,7 @@
-"""The compiler's verbs of the `astra` command: lint, compile, explain (and `compiler.diff`).
+"""The compiler's verbs of the `astra` command: lint, compile, explain (and `astra_sidecar.compiler.diff`).
 
 Each verb is a registration function that adds its sub-parser; `astra_sidecar.cli` builds the
-`astra` command from `COMPILER_VERBS` and the sidecar's `serve`. `python -m compiler` runs these
+`astra` command from `COMPILER_VERBS` and the sidecar's `serve`. `python -m astra_sidecar.compiler` runs these
 verbs alone (`main`), for scripts that need no sidecar.
 
 Exit status: 0 success; 1 errors in the input (or warnings with --strict, or drift with
@@ -18,11 +18,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeAlias
 
-from compiler.diagnostics import FORMATTERS, IO_CODES, Diagnostic, format_text, has_errors, suggestion
-from compiler.diff import add_parser as add_diff
-from compiler.explain import explain_agent
-from compiler.loader import CompileError, compile_file, load_routing_table
-from compiler.table import dump_table_json
+from astra_sidecar.compiler.diagnostics import (
+    FORMATTERS,
+    IO_CODES,
+    Diagnostic,
+    format_text,
+    has_errors,
+    suggestion,
+)
+from astra_sidecar.compiler.diff import add_parser as add_diff
+from astra_sidecar.compiler.explain import explain_agent
+from astra_sidecar.compiler.loader import CompileError, compile_file, load_routing_table
+from astra_sidecar.compiler.table import dump_table_json
 
 Run = Callable[[argparse.Namespace], int]
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -203,5 +210,5 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m compiler`: the compiler's verbs without `serve` (that is `astra_sidecar.cli`)."""
+    """`python -m astra_sidecar.compiler`: the compiler's verbs without `serve` (that is `astra_sidecar.cli`)."""
     return run_command(build_parser(COMPILER_VERBS, "Compile and lint astra.yml LLM gateway configs."), argv)

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from compiler.providers import canonical_provider
-from compiler.yamlpos import Path, Pos, YamlDocument
+from astra_sidecar.compiler.providers import canonical_provider
+from astra_sidecar.compiler.yamlpos import Path, Pos, YamlDocument
 
 
 @dataclass(frozen=True, slots=True)

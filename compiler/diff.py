@@ -4,7 +4,7 @@ OLD and NEW are each an astra.yml (compiled now), a compiled routing table, or `
 at a git revision (read with `git show REV:PATH`, so PATH is relative to the repository root, or
 to the current directory when written `./PATH`). The comparison runs on the compiled tables, where
 every default is resolved, so a change of a default or of an agent a fallback points to shows up
-in every agent it affects. Reading the two sides is `compiler.diff_sides`; this module compares
+in every agent it affects. Reading the two sides is `astra_sidecar.compiler.diff_sides`; this module compares
 and reports them.
 
 For each agent: added, removed, or the fields that changed, old → new. Field names follow the
@@ -28,8 +28,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from compiler.diff_sides import DiffInputError, Side, load_side
-from compiler.table import Json
+from astra_sidecar.compiler.diff_sides import DiffInputError, Side, load_side
+from astra_sidecar.compiler.table import Json
 
 EXIT_SAME, EXIT_CHANGED, EXIT_TROUBLE = 0, 1, 2
 
@@ -343,7 +343,7 @@ def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m compiler.diff OLD NEW`: the same verb without the rest of the `astra` command."""
+    """`python -m astra_sidecar.compiler.diff OLD NEW`: the same verb without the rest of the `astra` command."""
     parser = argparse.ArgumentParser(prog="astra")
     add_parser(parser.add_subparsers(dest="command", required=True))
     try:

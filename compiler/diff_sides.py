@@ -8,10 +8,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.diagnostics import format_text as format_diagnostics
-from compiler.loader import CompileError, as_table_json, compile_source, read_table_json
-from compiler.table import Json
-from compiler.yamlpos import read_source
+from astra_sidecar.compiler.diagnostics import format_text as format_diagnostics
+from astra_sidecar.compiler.loader import CompileError, as_table_json, compile_source, read_table_json
+from astra_sidecar.compiler.table import Json
+from astra_sidecar.compiler.yamlpos import read_source
 
 
 class DiffInputError(Exception):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from compiler.table import Agent, Cluster, MockBehavior, RoutingTable
-from compiler.table.retry import attempt_budget, unreachable_from, worst_delays_ms
+from astra_sidecar.compiler.table import Agent, Cluster, MockBehavior, RoutingTable
+from astra_sidecar.compiler.table.retry import attempt_budget, unreachable_from, worst_delays_ms
 
 
 def _credentials(cluster: Cluster) -> str:

@@ -12,15 +12,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from compiler.build import build_table
-from compiler.config import read_config
-from compiler.diagnostics import Diagnostic, format_text, has_errors
-from compiler.schemas import TABLE_SCHEMA, validator
-from compiler.semantic import check_config
-from compiler.table import Json, RoutingTable, TableLoadError, content_hash, table_from_json
-from compiler.tablecheck import check_env, check_table
-from compiler.validate import validate
-from compiler.yamlpos import ORIGIN, YamlDocument, dotted, load_bytes, load_text, read_source
+from astra_sidecar.compiler.build import build_table
+from astra_sidecar.compiler.config import read_config
+from astra_sidecar.compiler.diagnostics import Diagnostic, format_text, has_errors
+from astra_sidecar.compiler.schemas import TABLE_SCHEMA, validator
+from astra_sidecar.compiler.semantic import check_config
+from astra_sidecar.compiler.table import Json, RoutingTable, TableLoadError, content_hash, table_from_json
+from astra_sidecar.compiler.tablecheck import check_env, check_table
+from astra_sidecar.compiler.validate import validate
+from astra_sidecar.compiler.yamlpos import ORIGIN, YamlDocument, dotted, load_bytes, load_text, read_source
 
 
 class CompileError(TableLoadError):

@@ -1,6 +1,6 @@
 """systemPrompt templates, checked at compile time: syntax (AST212), undefined variables (AST213).
 
-They are checked in the sandbox the sidecar renders them in (`compiler.table.prompts`), against
+They are checked in the sandbox the sidecar renders them in (`astra_sidecar.compiler.table.prompts`), against
 the variables its `render_context` provides (`PROMPT_VARIABLES`).
 """
 
@@ -15,7 +15,7 @@ from types import MappingProxyType
 from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
-from compiler.table.prompts import make_environment
+from astra_sidecar.compiler.table.prompts import make_environment
 
 #: The variables a systemPrompt can use, with what they hold.
 PROMPT_VARIABLES: MappingProxyType[str, str] = MappingProxyType(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
-from compiler.table import BaseUrlRule
+from astra_sidecar.compiler.table import BaseUrlRule
 
 Wire = Literal["openai", "anthropic", "gemini", "bedrock", "mock"]
 AuthStyle = Literal["bearer", "x-api-key", "x-goog-api-key", "sigv4", "none"]
@@ -210,7 +210,7 @@ def known_provider_names() -> tuple[str, ...]:
 
 
 def base_url_rule(spec: ProviderSpec) -> BaseUrlRule:
-    """How this provider's base URLs are normalised (see `compiler.table.BaseUrlRule`).
+    """How this provider's base URLs are normalised (see `astra_sidecar.compiler.table.BaseUrlRule`).
 
     OpenAI-compatible endpoints are taken as the OpenAI SDK takes `base_url`; a bare
     `scheme://host[:port]` gains `/v1` (so `http://localhost:11434` and `…:11434/v1` agree).

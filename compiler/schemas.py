@@ -1,6 +1,7 @@
 """The two published JSON Schemas: astra.schema.json (input) and routing-table.schema.json (artifact).
 
-An installed wheel carries them in `compiler/schema/`; a source checkout has them in `<repo>/schema/`.
+They sit next to the compiler package in both layouts: `astra_sidecar/schema/` once installed,
+`<repo>/schema/` in a checkout (compiler/ and schema/ are siblings in each).
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ _HERE = Path(__file__).resolve().parent
 
 
 def schema_file(name: str) -> Path:
-    """Where schema `name` lives: next to the package (wheel) first, then the repository root."""
-    for folder in (_HERE / "schema", _HERE.parent / "schema"):
-        candidate = folder / name
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"schema {name} not found in {_HERE / 'schema'} or {_HERE.parent / 'schema'}")
+    """Where schema `name` lives: the `schema` folder beside the compiler package."""
+    candidate = _HERE.parent / "schema" / name
+    if not candidate.is_file():
+        raise FileNotFoundError(f"schema {name} not found in {candidate.parent}")
+    return candidate
 
 
 @cache

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from compiler.config import AgentConfig, Config, Target
-from compiler.diagnostics import Diagnostic, suggestion
-from compiler.prompts import check_template
-from compiler.providers import PROVIDERS, ProviderSpec, canonical_provider, known_provider_names
-from compiler.yamlpos import Path
+from astra_sidecar.compiler.config import AgentConfig, Config, Target
+from astra_sidecar.compiler.diagnostics import Diagnostic, suggestion
+from astra_sidecar.compiler.prompts import check_template
+from astra_sidecar.compiler.providers import PROVIDERS, ProviderSpec, canonical_provider, known_provider_names
+from astra_sidecar.compiler.yamlpos import Path
 
 
 def _unknown_provider(name: str) -> str:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from compiler.build import Origins
-from compiler.diagnostics import Diagnostic
-from compiler.table import Agent, Cluster, RoutingTable
-from compiler.table.retry import attempt_budget, unreachable_from
-from compiler.yamlpos import Path, YamlDocument
+from astra_sidecar.compiler.build import Origins
+from astra_sidecar.compiler.diagnostics import Diagnostic
+from astra_sidecar.compiler.table import Agent, Cluster, RoutingTable
+from astra_sidecar.compiler.table.retry import attempt_budget, unreachable_from
+from astra_sidecar.compiler.yamlpos import Path, YamlDocument
 
 
 def _needs(agent: Agent, primary: Cluster) -> dict[str, bool]:

@@ -14,9 +14,9 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
 
-from compiler.diagnostics import Diagnostic, suggestion
-from compiler.schemas import INPUT_SCHEMA, validator
-from compiler.yamlpos import Path, YamlDocument, dotted
+from astra_sidecar.compiler.diagnostics import Diagnostic, suggestion
+from astra_sidecar.compiler.schemas import INPUT_SCHEMA, validator
+from astra_sidecar.compiler.yamlpos import Path, YamlDocument, dotted
 
 _JSON_TYPES = {
     type(None): "nothing",

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from yaml.constructor import SafeConstructor
 
-from compiler.diagnostics import Diagnostic
+from astra_sidecar.compiler.diagnostics import Diagnostic
 
 Path = tuple[str | int, ...]
 

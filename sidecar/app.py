@@ -11,20 +11,20 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from compiler.table import RoutingTable
-from sidecar.accesslog import AccessSink
-from sidecar.app_keys import STATE
-from sidecar.auth.sources import presented_key
-from sidecar.clock import Clock, MonotonicClock
-from sidecar.metrics import Metrics
-from sidecar.protocols.base import Failure
-from sidecar.protocols.codec import Handler, IngressCodec
-from sidecar.protocols.openai.ingress import CODEC as OPENAI
-from sidecar.protocols.registry import INGRESS
-from sidecar.runtime import CredentialFactory, SharedState
-from sidecar.serving.flow import serve
-from sidecar.serving.responses import error_response
-from sidecar.state import AppState
+from astra_sidecar.compiler.table import RoutingTable
+from astra_sidecar.sidecar.accesslog import AccessSink
+from astra_sidecar.sidecar.app_keys import STATE
+from astra_sidecar.sidecar.auth.sources import presented_key
+from astra_sidecar.sidecar.clock import Clock, MonotonicClock
+from astra_sidecar.sidecar.metrics import Metrics
+from astra_sidecar.sidecar.protocols.base import Failure
+from astra_sidecar.sidecar.protocols.codec import Handler, IngressCodec
+from astra_sidecar.sidecar.protocols.openai.ingress import CODEC as OPENAI
+from astra_sidecar.sidecar.protocols.registry import INGRESS
+from astra_sidecar.sidecar.runtime import CredentialFactory, SharedState
+from astra_sidecar.sidecar.serving.flow import serve
+from astra_sidecar.sidecar.serving.responses import error_response
+from astra_sidecar.sidecar.state import AppState
 
 log = logging.getLogger("astra.sidecar")
 

@@ -7,6 +7,6 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:  # the state imports the protocols, whose routes read this key
-    from sidecar.state import AppState
+    from astra_sidecar.sidecar.state import AppState
 
 STATE: web.AppKey[AppState] = web.AppKey("astra_state")

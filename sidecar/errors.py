@@ -15,7 +15,7 @@
 
 Classification is by status code and structured fields; message text is never matched. The
 client always gets the error shape of the API it called, built by the ingress route from the
-`Failure` (see `sidecar.serving`).
+`Failure` (see `astra_sidecar.sidecar.serving`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from sidecar.protocols.base import Failure
-from sidecar.protocols.openai.wire import openai_error_type
+from astra_sidecar.sidecar.protocols.base import Failure
+from astra_sidecar.sidecar.protocols.openai.wire import openai_error_type
 
 #: Upstream request headers that carry a credential (the value, or a `Bearer` token in it).
 _CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key"})

@@ -24,9 +24,9 @@ from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from sidecar.metric_families import Counter, Families, Gauge, Histogram
-from sidecar.protocols.base import Usage
-from sidecar.resilience.breaker import CLOSED, HALF_OPEN, OPEN
+from astra_sidecar.sidecar.metric_families import Counter, Families, Gauge, Histogram
+from astra_sidecar.sidecar.protocols.base import Usage
+from astra_sidecar.sidecar.resilience.breaker import CLOSED, HALF_OPEN, OPEN
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _BREAKER_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}

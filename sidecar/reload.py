@@ -14,8 +14,8 @@ import logging
 import os
 from collections.abc import Callable
 
-from compiler.table import RoutingTable, TableLoadError
-from sidecar.state import AppState
+from astra_sidecar.compiler.table import RoutingTable, TableLoadError
+from astra_sidecar.sidecar.state import AppState
 
 log = logging.getLogger("astra.sidecar")
 

@@ -17,18 +17,23 @@ from types import MappingProxyType
 
 import orjson
 
-from compiler.table import Agent, Cluster, Credentials, RoutingTable
-from sidecar.accesslog import AccessSink, LoggingSink
-from sidecar.auth import CredentialSource
-from sidecar.auth.sources import EnvKeySource, NoAuthSource, PassthroughSource, UnavailableSource
-from sidecar.clock import Clock
-from sidecar.metrics import Metrics
-from sidecar.policy.agent import AgentPolicy
-from sidecar.protocols import registry
-from sidecar.protocols.base import Adapter
-from sidecar.protocols.mock.transport import MockTransport
-from sidecar.resilience.breaker import ClusterBreaker
-from sidecar.upstream import HttpTransport, Transport
+from astra_sidecar.compiler.table import Agent, Cluster, Credentials, RoutingTable
+from astra_sidecar.sidecar.accesslog import AccessSink, LoggingSink
+from astra_sidecar.sidecar.auth import CredentialSource
+from astra_sidecar.sidecar.auth.sources import (
+    EnvKeySource,
+    NoAuthSource,
+    PassthroughSource,
+    UnavailableSource,
+)
+from astra_sidecar.sidecar.clock import Clock
+from astra_sidecar.sidecar.metrics import Metrics
+from astra_sidecar.sidecar.policy.agent import AgentPolicy
+from astra_sidecar.sidecar.protocols import registry
+from astra_sidecar.sidecar.protocols.base import Adapter
+from astra_sidecar.sidecar.protocols.mock.transport import MockTransport
+from astra_sidecar.sidecar.resilience.breaker import ClusterBreaker
+from astra_sidecar.sidecar.upstream import HttpTransport, Transport
 
 log = logging.getLogger("astra.sidecar")
 
@@ -127,12 +132,12 @@ def default_credentials(cluster: Cluster, env: Mapping[str, str], clock: Clock) 
     if mode == "env":
         return EnvKeySource(cluster, env)
     if mode == "aws":
-        from sidecar.auth.aws import AwsCredentialSource
+        from astra_sidecar.sidecar.auth.aws import AwsCredentialSource
 
         return AwsCredentialSource(cluster, env)
     if mode == "google":
         try:
-            from sidecar.auth.google import GoogleCredentialSource
+            from astra_sidecar.sidecar.auth.google import GoogleCredentialSource
         except ImportError:
             return UnavailableSource(cluster, "Vertex AI needs google-auth: install astra-sidecar[vertex]")
         credentials_file = cluster.vertex.credentials_file if cluster.vertex else None
@@ -141,7 +146,7 @@ def default_credentials(cluster: Cluster, env: Mapping[str, str], clock: Clock) 
 
 
 def _resolve_gemini(cluster: Cluster, env: Mapping[str, str]) -> Cluster:
-    from sidecar.auth.google import vertex_target
+    from astra_sidecar.sidecar.auth.google import vertex_target
 
     target = vertex_target(cluster, env)
     if target is None or target == cluster.vertex:
@@ -150,7 +155,7 @@ def _resolve_gemini(cluster: Cluster, env: Mapping[str, str]) -> Cluster:
 
 
 def _resolve_bedrock(cluster: Cluster, env: Mapping[str, str]) -> Cluster:
-    from sidecar.auth.aws import resolve_cluster as resolve_aws
+    from astra_sidecar.sidecar.auth.aws import resolve_cluster as resolve_aws
 
     return resolve_aws(cluster, env)
 

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from compiler.table import RoutingTable, TableLoadError
-from sidecar.accesslog import BufferedSink, configure_logging
-from sidecar.app import create_app
-from sidecar.app_keys import STATE
-from sidecar.reload import Reloader, TableLoader
+from astra_sidecar.compiler.table import RoutingTable, TableLoadError
+from astra_sidecar.sidecar.accesslog import BufferedSink, configure_logging
+from astra_sidecar.sidecar.app import create_app
+from astra_sidecar.sidecar.app_keys import STATE
+from astra_sidecar.sidecar.reload import Reloader, TableLoader
 
 log = logging.getLogger("astra.sidecar")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from compiler.table import RoutingTable
-from sidecar.runtime import Runtime, SharedState, build_runtime
+from astra_sidecar.compiler.table import RoutingTable
+from astra_sidecar.sidecar.runtime import Runtime, SharedState, build_runtime
 
 log = logging.getLogger("astra.sidecar")
 

@@ -22,9 +22,9 @@ import aiohttp
 from cachetools import LRUCache
 from yarl import URL
 
-from compiler.table import Cluster
-from sidecar.errors import UpstreamNetworkError, network_failure
-from sidecar.protocols.base import UpstreamRequest
+from astra_sidecar.compiler.table import Cluster
+from astra_sidecar.sidecar.errors import UpstreamNetworkError, network_failure
+from astra_sidecar.sidecar.protocols.base import UpstreamRequest
 
 _RETIRE_POLL_S = 0.05
 _RETIRE_MAX_S = 300.0

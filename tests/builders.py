@@ -1,4 +1,4 @@
-"""Routing-table objects for unit tests: the `compiler.table` dataclasses with sensible defaults.
+"""Routing-table objects for unit tests: the `astra_sidecar.compiler.table` dataclasses with sensible defaults.
 
 Each builder takes the fields a test cares about as keyword overrides and fills in the rest the
 way the compiler would for that provider (wire format, auth style, credentials and request rules
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from compiler.table import (
+from astra_sidecar.compiler.table import (
     Agent,
     BreakerPolicy,
     Cluster,

@@ -6,8 +6,14 @@ latency budget), `prompts` the sandbox that renders system prompts. The sidecar 
 else of the compiler (tests/compiler/test_import_contract.py checks it).
 """
 
-from compiler.table.load import TableLoadError, canonical_json, content_hash, dump_table_json, table_from_json
-from compiler.table.model import (
+from astra_sidecar.compiler.table.load import (
+    TableLoadError,
+    canonical_json,
+    content_hash,
+    dump_table_json,
+    table_from_json,
+)
+from astra_sidecar.compiler.table.model import (
     SCHEMA_VERSION,
     Agent,
     BaseUrlRule,

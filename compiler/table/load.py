@@ -1,5 +1,5 @@
 """The routing table's JSON form: the canonical bytes its hash is taken over, the on-disk text,
-the loader that freezes a (schema-checked) document into `compiler.table.model` dataclasses, and
+the loader that freezes a (schema-checked) document into `astra_sidecar.compiler.table.model` dataclasses, and
 `TableLoadError`, what a table loader raises when a file gives no table.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from compiler.table.model import (
+from astra_sidecar.compiler.table.model import (
     Agent,
     BaseUrlRule,
     BreakerPolicy,
@@ -36,7 +36,7 @@ from compiler.table.model import (
 class TableLoadError(Exception):
     """A file could not be turned into a routing table. `reasons` says why, one line each (the
     compiler's `file:line:col: severity CODE message`); the sidecar logs them and keeps serving
-    what it had. `compiler.loader.CompileError` is one."""
+    what it had. `astra_sidecar.compiler.loader.CompileError` is one."""
 
     def __init__(self, reasons: Sequence[str], message: str | None = None) -> None:
         self.reasons = tuple(reasons)

@@ -20,7 +20,7 @@ cluster's `baseUrlRule` (with `baseUrlEnv`) and its credentials' `keylessToken`.
 before the last two existed still loads: its env base URL then only loses trailing slashes, and
 its keyless clusters send no token.
 
-`compiler.table.load` reads and writes the JSON form.
+`astra_sidecar.compiler.table.load` reads and writes the JSON form.
 """
 
 from __future__ import annotations

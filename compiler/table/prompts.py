@@ -2,7 +2,7 @@
 
 The sidecar renders an agent's template per attempt, so `model` names the cluster actually
 serving that attempt (a fallback sees its own provider and model). The compiler checks templates
-in the same environment (`compiler.prompts`).
+in the same environment (`astra_sidecar.compiler.prompts`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
-from compiler.table.model import Agent, Cluster
+from astra_sidecar.compiler.table.model import Agent, Cluster
 
 
 def make_environment() -> SandboxedEnvironment:

@@ -2,7 +2,7 @@
 warning and `astra explain`. Both come from `delay_ms`, so they cannot disagree.
 
 Retry n (1-based) of one cluster waits `delay_ms(policy, n)` = min(maxDelayMs, baseDelayMs *
-2^(n-1)), shortened at random by up to `jitter` of it (`backoff_s`, as `sidecar.resilience.plan`
+2^(n-1)), shortened at random by up to `jitter` of it (`backoff_s`, as `astra_sidecar.sidecar.resilience.plan`
 waits): between delay * (1 - jitter) and delay. Jitter never lengthens a wait, so the worst case
 is the un-jittered delay. One cluster of the plan can take (1 + maxRetries) * attemptMs plus those
 delays. Retry-After hints from providers are not counted: they are capped by maxRetryAfterMs and
@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from compiler.table.model import RetryPolicy, Timeouts
+from astra_sidecar.compiler.table.model import RetryPolicy, Timeouts
 
 
 def delay_ms(policy: RetryPolicy, retry_number: int) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from sidecar.protocols.base import AuthMaterial
+from astra_sidecar.sidecar.protocols.base import AuthMaterial
 
 
 class CredentialSource(Protocol):

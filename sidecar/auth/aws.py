@@ -48,10 +48,10 @@ from botocore.exceptions import (
 )
 from botocore.session import Session, get_session
 
-from compiler.table import Cluster
-from sidecar.errors import UpstreamError
-from sidecar.protocols.base import AuthMaterial, AwsCredentials, Failure, Secret
-from sidecar.protocols.bedrock import cluster_region
+from astra_sidecar.compiler.table import Cluster
+from astra_sidecar.sidecar.errors import UpstreamError
+from astra_sidecar.sidecar.protocols.base import AuthMaterial, AwsCredentials, Failure, Secret
+from astra_sidecar.sidecar.protocols.bedrock import cluster_region
 
 BEARER_TOKEN_ENV = "AWS_BEARER_TOKEN_BEDROCK"
 

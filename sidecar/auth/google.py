@@ -36,10 +36,10 @@ import google.auth.transport.requests
 import google.oauth2.service_account
 from cachetools import TLRUCache
 
-from compiler.table import Cluster, VertexTarget
-from sidecar.clock import Clock, MonotonicClock
-from sidecar.errors import UpstreamError, UpstreamNetworkError, UpstreamStatusError
-from sidecar.protocols.base import AuthMaterial, Failure, Secret
+from astra_sidecar.compiler.table import Cluster, VertexTarget
+from astra_sidecar.sidecar.clock import Clock, MonotonicClock
+from astra_sidecar.sidecar.errors import UpstreamError, UpstreamNetworkError, UpstreamStatusError
+from astra_sidecar.sidecar.protocols.base import AuthMaterial, Failure, Secret
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from compiler.table import Cluster
-from sidecar.errors import ClientError, UpstreamError
-from sidecar.protocols.base import NO_AUTH, AuthMaterial, Failure, Secret
+from astra_sidecar.compiler.table import Cluster
+from astra_sidecar.sidecar.errors import ClientError, UpstreamError
+from astra_sidecar.sidecar.protocols.base import NO_AUTH, AuthMaterial, Failure, Secret
 
 _BEARER = "bearer "
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]*")

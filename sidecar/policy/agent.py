@@ -1,11 +1,11 @@
 """The agent's policy, applied to every request before it leaves the sidecar, in the caller's own
-API: each protocol supplies the small accessors (`sidecar.protocols.codec.PolicyAccess`) that read
+API: each protocol supplies the small accessors (`astra_sidecar.sidecar.protocols.codec.PolicyAccess`) that read
 and change its bodies, and the steps below are written once.
 
 Per request (whatever cluster serves it):
 - request tools are filtered by the agent's allow/deny lists; removed names are reported, and
   forcing a removed tool is a 400 `tool_not_allowed` (tool calls in the answers are checked too:
-  `sidecar.policy.tools`);
+  `astra_sidecar.sidecar.policy.tools`);
 - the temperature defaults to the agent's when the caller sent none (and chose no sampling control
   that excludes it);
 - the output cap is clamped to `maxOutputTokens`, and set to it (or to the API's required default)
@@ -27,12 +27,12 @@ from datetime import UTC, datetime
 import jinja2
 from jinja2 import meta
 
-from compiler.table import Agent, Cluster
-from compiler.table.prompts import make_environment, render_context
-from sidecar.errors import ClientError
-from sidecar.policy.tools import ToolGuard
-from sidecar.protocols.base import Body
-from sidecar.protocols.codec import PolicyAccess
+from astra_sidecar.compiler.table import Agent, Cluster
+from astra_sidecar.compiler.table.prompts import make_environment, render_context
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.policy.tools import ToolGuard
+from astra_sidecar.sidecar.protocols.base import Body
+from astra_sidecar.sidecar.protocols.codec import PolicyAccess
 
 _TIME_VARIABLES = frozenset({"date", "now"})
 

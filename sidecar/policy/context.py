@@ -34,11 +34,11 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from sidecar.errors import ClientError
-from sidecar.protocols.codec import RequestSize
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.codec import RequestSize
 
 if TYPE_CHECKING:  # types only: the runtime imports the protocol registry
-    from sidecar.runtime import AgentRuntime
+    from astra_sidecar.sidecar.runtime import AgentRuntime
 
 CHARS_PER_TOKEN = 4
 MESSAGE_TOKENS = 4

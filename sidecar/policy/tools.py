@@ -1,7 +1,7 @@
 """The agent's tool policy applied to answers: tool calls the model makes for tools the agent does
 not allow (`tools.allow` / `tools.deny`) never reach the client.
 
-The request side (`sidecar.policy.agent`) removes refused tools before the model sees them; a model can
+The request side (`astra_sidecar.sidecar.policy.agent`) removes refused tools before the model sees them; a model can
 still name one (it hallucinates, or learnt the name from the conversation). This guard works on
 the OpenAI form of every answer, so it covers every ingress and every provider:
 
@@ -22,7 +22,7 @@ Every block calls `on_block(name)` (the caller counts it in
 Native pass-through (an Anthropic or Gemini client on a cluster of the same format) relays the
 upstream's bytes unchanged and is not filtered here: agents with a restrictive policy (an allow
 list, or a non-empty deny list) are therefore always served on the translated path
-(`sidecar.serving.flow.TranslatedCall`), and agents without one keep the native fast path and pay
+(`astra_sidecar.sidecar.serving.flow.TranslatedCall`), and agents without one keep the native fast path and pay
 nothing for this module.
 """
 
@@ -36,8 +36,8 @@ from typing import Any
 
 import orjson
 
-from compiler.table import ToolPolicy
-from sidecar.metrics import Metrics
+from astra_sidecar.compiler.table import ToolPolicy
+from astra_sidecar.sidecar.metrics import Metrics
 
 log = logging.getLogger("astra.toolguard")
 

@@ -12,7 +12,7 @@ agent's policy is applied). An adapter then
    retry, whether it counts against the cluster's circuit breaker, and any retry-after hint.
 
 Adapters never read the environment, never open sockets and never log. Credentials arrive as an
-`AuthMaterial` resolved by the credentials layer; I/O happens in `sidecar.upstream`.
+`AuthMaterial` resolved by the credentials layer; I/O happens in `astra_sidecar.sidecar.upstream`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from compiler.table import Agent, Cluster
+from astra_sidecar.compiler.table import Agent, Cluster
 
 Body = dict[str, Any]
 
@@ -124,7 +124,7 @@ class Failure:
 
 class StreamTranslator(Protocol):
     """Fed raw upstream bytes in arrival order; returns OpenAI chunk payloads (JSON bytes, without
-    the `data: ` framing). Raises `sidecar.errors.UpstreamStreamError` for an error the upstream
+    the `data: ` framing). Raises `astra_sidecar.sidecar.errors.UpstreamStreamError` for an error the upstream
     reports mid-stream. `finish()` is called at upstream EOF and returns the closing chunks; it
     raises `UpstreamStreamError` when the stream ended before its terminator (a cut)."""
 

@@ -1,15 +1,15 @@
-"""What a protocol folder offers besides its upstream adapter (`sidecar.protocols.base.Adapter`).
+"""What a protocol folder offers besides its upstream adapter (`astra_sidecar.sidecar.protocols.base.Adapter`).
 
 - **`IngressCodec`**, for an API the sidecar accepts: parse the caller's request, answer and fail
   in its shape, translate to and from OpenAI, report what the size estimate reads, and the route
-  table. Every route it lists is served by the one request flow (`sidecar.serving.flow`) unless
+  table. Every route it lists is served by the one request flow (`astra_sidecar.sidecar.serving.flow`) unless
   it names a handler of its own (model lists, catch-all 404s); a failure on any of its routes is
   answered in its shape, because the route that matched names the codec.
 - **`NativePath`** (optional), when callers of that API may reach clusters of the same wire format
   unchanged: the agent's policy applied in the format (through `PolicyAccess`), the upstream
   request, `validate` for a whole answer and `watch` for a stream. Native answers go back to the
   client byte for byte, so these only look: nothing is translated and thrown away.
-- **`PolicyAccess`**: the small accessors the agent policy (`sidecar.policy.agent`) uses to read
+- **`PolicyAccess`**: the small accessors the agent policy (`astra_sidecar.sidecar.policy.agent`) uses to read
   and change one API's request body, so the policy itself is written once.
 """
 
@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from compiler.table import Cluster, PromptCache
-from sidecar.protocols.base import AuthMaterial, Body, Failure, UpstreamRequest, Usage
+from astra_sidecar.compiler.table import Cluster, PromptCache
+from astra_sidecar.sidecar.protocols.base import AuthMaterial, Body, Failure, UpstreamRequest, Usage
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -42,7 +42,7 @@ class IngressCall:
 
 @dataclass(frozen=True, slots=True)
 class RequestSize:
-    """The parts of a request that its size estimate reads (`sidecar.policy.context`): the
+    """The parts of a request that its size estimate reads (`astra_sidecar.sidecar.policy.context`): the
     conversation (messages or contents), the caller's own system text, the tool definitions, and
     the output cap the caller asked for (None when it asked for none)."""
 

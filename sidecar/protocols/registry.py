@@ -13,17 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from sidecar.protocols.anthropic import ingress as anthropic_ingress
-from sidecar.protocols.anthropic import native as anthropic_native
-from sidecar.protocols.anthropic.adapter import AnthropicAdapter
-from sidecar.protocols.base import Adapter
-from sidecar.protocols.bedrock import BedrockAdapter
-from sidecar.protocols.codec import IngressCodec, NativePath
-from sidecar.protocols.gemini import GeminiAdapter
-from sidecar.protocols.gemini import ingress as gemini_ingress
-from sidecar.protocols.gemini import native as gemini_native
-from sidecar.protocols.openai import ingress as openai_ingress
-from sidecar.protocols.openai.adapter import OpenAICompatAdapter
+from astra_sidecar.sidecar.protocols.anthropic import ingress as anthropic_ingress
+from astra_sidecar.sidecar.protocols.anthropic import native as anthropic_native
+from astra_sidecar.sidecar.protocols.anthropic.adapter import AnthropicAdapter
+from astra_sidecar.sidecar.protocols.base import Adapter
+from astra_sidecar.sidecar.protocols.bedrock import BedrockAdapter
+from astra_sidecar.sidecar.protocols.codec import IngressCodec, NativePath
+from astra_sidecar.sidecar.protocols.gemini import GeminiAdapter
+from astra_sidecar.sidecar.protocols.gemini import ingress as gemini_ingress
+from astra_sidecar.sidecar.protocols.gemini import native as gemini_native
+from astra_sidecar.sidecar.protocols.openai import ingress as openai_ingress
+from astra_sidecar.sidecar.protocols.openai.adapter import OpenAICompatAdapter
 
 
 @dataclass(frozen=True, slots=True)

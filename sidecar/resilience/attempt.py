@@ -3,7 +3,7 @@
 How a request is built and its answer read depends on the call (`CallShape`: translated through
 the cluster's adapter, or native pass-through); sending, failing on an error status and reading
 the first chunk of a stream are the same for all. A failure is an `UpstreamError` for the plan
-(`sidecar.resilience.plan`) to retry, fall back or give up on.
+(`astra_sidecar.sidecar.resilience.plan`) to retry, fall back or give up on.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from sidecar.errors import UpstreamStatusError, without_credentials
-from sidecar.protocols.base import Body, Completion, StreamTranslator, UpstreamRequest
-from sidecar.protocols.codec import StreamWatch
-from sidecar.resilience.breaker import Permit
-from sidecar.upstream import AttemptTimeouts, UpstreamResponse
+from astra_sidecar.sidecar.errors import UpstreamStatusError, without_credentials
+from astra_sidecar.sidecar.protocols.base import Body, Completion, StreamTranslator, UpstreamRequest
+from astra_sidecar.sidecar.protocols.codec import StreamWatch
+from astra_sidecar.sidecar.resilience.breaker import Permit
+from astra_sidecar.sidecar.upstream import AttemptTimeouts, UpstreamResponse
 
 if TYPE_CHECKING:  # types only: the runtime imports the protocol registry
-    from sidecar.runtime import ClusterRuntime
+    from astra_sidecar.sidecar.runtime import ClusterRuntime
 
 
 @dataclass(frozen=True, slots=True)

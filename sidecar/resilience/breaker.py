@@ -21,8 +21,8 @@ from typing import Any
 from aiobreaker import CircuitBreaker, CircuitBreakerListener, CircuitBreakerState
 from aiobreaker.storage.memory import CircuitMemoryStorage
 
-from compiler.table import BreakerPolicy
-from sidecar.clock import Clock
+from astra_sidecar.compiler.table import BreakerPolicy
+from astra_sidecar.sidecar.clock import Clock
 
 StateListener = Callable[[str, str], None]
 

@@ -2,11 +2,11 @@
 
 For each cluster in the agent's plan (primary first):
   1. ask its breaker for a permit; refused (open, or a half-open probe already running) → next;
-  2. attempt (`sidecar.resilience.attempt`); on success report it to the breaker and return;
+  2. attempt (`astra_sidecar.sidecar.resilience.attempt`); on success report it to the breaker and return;
   3. on failure report it (provider-side failures count, the caller's own mistakes do not), then
      retry the same cluster while the failure is retryable, the status is in `retryOn` (network
      errors if `retryNetworkErrors`; a malformed answer counts as 502), retries remain and the
-     breaker is still closed — after the backoff of `compiler.table.retry.backoff_s`, or the
+     breaker is still closed — after the backoff of `astra_sidecar.compiler.table.retry.backoff_s`, or the
      provider's Retry-After when it gives one (a Retry-After beyond `maxRetryAfterMs` skips to
      the fallback instead of waiting);
   4. a failure that is the caller's (400, 413, 422…) ends the request at once: no fallback would
@@ -15,7 +15,7 @@ The deadline (`requestTimeoutMs`) bounds all of it; a backoff that would outlive
 
 The run ends in an `Outcome`: the value, or the error that ended it, with the cluster that served
 and the attempts made. Streams follow the same plan up to the first chunk; from then on the answer
-belongs to that cluster and a failure becomes an in-stream error (see `sidecar.serving.relay`).
+belongs to that cluster and a failure becomes an in-stream error (see `astra_sidecar.sidecar.serving.relay`).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from compiler.table.retry import backoff_s
-from sidecar.clock import Clock
-from sidecar.errors import (
+from astra_sidecar.compiler.table.retry import backoff_s
+from astra_sidecar.sidecar.clock import Clock
+from astra_sidecar.sidecar.errors import (
     AllClustersOpenError,
     AstraError,
     BreakerOpenError,
@@ -39,12 +39,12 @@ from sidecar.errors import (
     UpstreamStatusError,
     network_failure,
 )
-from sidecar.metrics import Metrics
-from sidecar.protocols.base import Failure
-from sidecar.resilience.breaker import OPEN, Permit
+from astra_sidecar.sidecar.metrics import Metrics
+from astra_sidecar.sidecar.protocols.base import Failure
+from astra_sidecar.sidecar.resilience.breaker import OPEN, Permit
 
 if TYPE_CHECKING:  # types only: the runtime imports the protocol registry
-    from sidecar.runtime import AgentRuntime, ClusterRuntime
+    from astra_sidecar.sidecar.runtime import AgentRuntime, ClusterRuntime
 
 __all__ = ["Deadline", "Outcome", "Plan", "backoff_s", "run_plan"]
 

@@ -19,17 +19,17 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from compiler.table import Cluster
-from sidecar.policy.agent import Prepared
-from sidecar.protocols import registry
-from sidecar.protocols.base import Completion, StreamTranslator
-from sidecar.protocols.codec import IngressCall, IngressCodec, NativePath, StreamWatch
-from sidecar.protocols.openai.policy_access import ACCESS as OPENAI_ACCESS
-from sidecar.protocols.openai.validate import check_chat_body
-from sidecar.resilience.attempt import BuiltAttempt, CallShape
+from astra_sidecar.compiler.table import Cluster
+from astra_sidecar.sidecar.policy.agent import Prepared
+from astra_sidecar.sidecar.protocols import registry
+from astra_sidecar.sidecar.protocols.base import Completion, StreamTranslator
+from astra_sidecar.sidecar.protocols.codec import IngressCall, IngressCodec, NativePath, StreamWatch
+from astra_sidecar.sidecar.protocols.openai.policy_access import ACCESS as OPENAI_ACCESS
+from astra_sidecar.sidecar.protocols.openai.validate import check_chat_body
+from astra_sidecar.sidecar.resilience.attempt import BuiltAttempt, CallShape
 
 if TYPE_CHECKING:  # types only: the runtime imports the protocol registry
-    from sidecar.runtime import AgentRuntime, ClusterRuntime
+    from astra_sidecar.sidecar.runtime import AgentRuntime, ClusterRuntime
 
 
 class OpenAICall:

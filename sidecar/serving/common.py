@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from sidecar.errors import ClientError
+from astra_sidecar.sidecar.errors import ClientError
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 

@@ -1,13 +1,13 @@
 """One request through the sidecar, whatever API it came in on.
 
 read → parse (the codec) → find the agent → fit the plan to the context windows
-(`sidecar.policy.context`) → per-request policy (`sidecar.serving.calls`) → the plan
-(`sidecar.resilience.plan`) → the answer, or the stream (`sidecar.serving.relay`), in the caller's
+(`astra_sidecar.sidecar.policy.context`) → per-request policy (`astra_sidecar.sidecar.serving.calls`) → the plan
+(`astra_sidecar.sidecar.resilience.plan`) → the answer, or the stream (`astra_sidecar.sidecar.serving.relay`), in the caller's
 format. Errors come back in the caller's format too; after the first streamed byte, as a final
 in-stream error event. Every request is counted in the metrics and gets exactly one access line.
 
 For agents that refuse some tool, the answer's tool calls go through the agent's
-`sidecar.policy.tools` guard (plain answers whole, streams chunk by chunk), which is why such
+`astra_sidecar.sidecar.policy.tools` guard (plain answers whole, streams chunk by chunk), which is why such
 agents never take the native pass-through path.
 """
 
@@ -18,23 +18,23 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from sidecar.accesslog import AccessRecord
-from sidecar.app_keys import STATE
-from sidecar.errors import AstraError, ClientError
-from sidecar.policy.context import fit_plan
-from sidecar.protocols.base import Completion, Usage
-from sidecar.protocols.codec import IngressCall, IngressCodec
-from sidecar.resilience.attempt import CallShape, whole_answer
-from sidecar.resilience.breaker import Permit
-from sidecar.resilience.plan import Deadline, Outcome, Plan, run_plan
-from sidecar.serving.calls import call_shape
-from sidecar.serving.common import read_json, request_id
-from sidecar.serving.relay import serve_stream
-from sidecar.serving.responses import error_response
-from sidecar.upstream import AttemptTimeouts
+from astra_sidecar.sidecar.accesslog import AccessRecord
+from astra_sidecar.sidecar.app_keys import STATE
+from astra_sidecar.sidecar.errors import AstraError, ClientError
+from astra_sidecar.sidecar.policy.context import fit_plan
+from astra_sidecar.sidecar.protocols.base import Completion, Usage
+from astra_sidecar.sidecar.protocols.codec import IngressCall, IngressCodec
+from astra_sidecar.sidecar.resilience.attempt import CallShape, whole_answer
+from astra_sidecar.sidecar.resilience.breaker import Permit
+from astra_sidecar.sidecar.resilience.plan import Deadline, Outcome, Plan, run_plan
+from astra_sidecar.sidecar.serving.calls import call_shape
+from astra_sidecar.sidecar.serving.common import read_json, request_id
+from astra_sidecar.sidecar.serving.relay import serve_stream
+from astra_sidecar.sidecar.serving.responses import error_response
+from astra_sidecar.sidecar.upstream import AttemptTimeouts
 
 if TYPE_CHECKING:  # types only: the runtime imports the protocol registry
-    from sidecar.runtime import AgentRuntime, ClusterRuntime
+    from astra_sidecar.sidecar.runtime import AgentRuntime, ClusterRuntime
 
 _JSON = "application/json"
 

@@ -14,19 +14,19 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from sidecar.accesslog import AccessRecord
-from sidecar.errors import DeadlineExceededError, UpstreamError
-from sidecar.policy.tools import StreamGuard
-from sidecar.protocols.base import Failure
-from sidecar.protocols.codec import StreamEncoder
-from sidecar.resilience.attempt import OpenStream, first_events
-from sidecar.resilience.breaker import Permit
-from sidecar.resilience.plan import Deadline, report_stream_end, run_plan
-from sidecar.serving.responses import error_response
+from astra_sidecar.sidecar.accesslog import AccessRecord
+from astra_sidecar.sidecar.errors import DeadlineExceededError, UpstreamError
+from astra_sidecar.sidecar.policy.tools import StreamGuard
+from astra_sidecar.sidecar.protocols.base import Failure
+from astra_sidecar.sidecar.protocols.codec import StreamEncoder
+from astra_sidecar.sidecar.resilience.attempt import OpenStream, first_events
+from astra_sidecar.sidecar.resilience.breaker import Permit
+from astra_sidecar.sidecar.resilience.plan import Deadline, report_stream_end, run_plan
+from astra_sidecar.sidecar.serving.responses import error_response
 
 if TYPE_CHECKING:
-    from sidecar.runtime import ClusterRuntime
-    from sidecar.serving.flow import Exchange
+    from astra_sidecar.sidecar.runtime import ClusterRuntime
+    from astra_sidecar.sidecar.serving.flow import Exchange
 
 
 class _Relay:

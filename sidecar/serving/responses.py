@@ -7,8 +7,8 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from sidecar.protocols.base import Failure
-from sidecar.protocols.codec import IngressCodec
+from astra_sidecar.sidecar.protocols.base import Failure
+from astra_sidecar.sidecar.protocols.codec import IngressCodec
 
 _JSON = "application/json"
 

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.diagnostics import Diagnostic
-from compiler.loader import compile_source
-from compiler.table import Json
+from astra_sidecar.compiler.diagnostics import Diagnostic
+from astra_sidecar.compiler.loader import compile_source
+from astra_sidecar.compiler.table import Json
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from compiler.cli import main as compiler_main
-from compiler.loader import load_routing_table
-from compiler.table import RoutingTable, dump_table_json
+from astra_sidecar.compiler.cli import main as compiler_main
+from astra_sidecar.compiler.loader import load_routing_table
+from astra_sidecar.compiler.table import RoutingTable, dump_table_json
 from tests.compiler.helpers import Cli, Write
 
 TableLoader = Callable[[str], RoutingTable]
@@ -222,14 +222,14 @@ def test_explain_invalid_config(cli: Cli, write: Write) -> None:
 
 def test_serve_hands_over_to_the_sidecar_with_the_compilers_loader(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[Namespace, TableLoader]] = []
-    fake = types.ModuleType("sidecar.server")
+    fake = types.ModuleType("astra_sidecar.sidecar.server")
 
     def serve_main(args: Namespace, load: TableLoader) -> int:
         seen.append((args, load))
         return 7
 
     fake.serve_main = serve_main  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "sidecar.server", fake)
+    monkeypatch.setitem(sys.modules, "astra_sidecar.sidecar.server", fake)
     assert cli("serve", "astra.yml", "--port", "9000", "--workers", "2").code == 7
     ((args, load),) = seen
     assert (args.config, args.host, args.port, args.workers) == ("astra.yml", None, 9000, 2)

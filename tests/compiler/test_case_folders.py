@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.schemas import TABLE_SCHEMA, validator
+from astra_sidecar.compiler.schemas import TABLE_SCHEMA, validator
 from tests.compiler.helpers import Cli
 
 CASES = Path(__file__).resolve().parents[1] / "cases"

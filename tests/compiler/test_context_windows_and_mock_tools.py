@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from compiler.loader import CompileError, load_routing_table
-from compiler.schemas import TABLE_SCHEMA, validator
-from compiler.table import MockToolCall, PlanLimits, content_hash, dump_table_json, table_from_json
+from astra_sidecar.compiler.loader import CompileError, load_routing_table
+from astra_sidecar.compiler.schemas import TABLE_SCHEMA, validator
+from astra_sidecar.compiler.table import (
+    MockToolCall,
+    PlanLimits,
+    content_hash,
+    dump_table_json,
+    table_from_json,
+)
 from tests.compiler.helpers import Write, compile_text, lint_text
 
 WINDOWS = """agents:

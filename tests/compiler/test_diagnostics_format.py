@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from compiler.diagnostics import (
+from astra_sidecar.compiler.diagnostics import (
     CODES,
     Diagnostic,
     Severity,

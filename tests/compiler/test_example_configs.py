@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from compiler.diagnostics import CODES
-from compiler.loader import compile_file
-from compiler.providers import PROVIDERS
-from compiler.schemas import TABLE_SCHEMA, validator
-from compiler.table import Json
+from astra_sidecar.compiler.diagnostics import CODES
+from astra_sidecar.compiler.loader import compile_file
+from astra_sidecar.compiler.providers import PROVIDERS
+from astra_sidecar.compiler.schemas import TABLE_SCHEMA, validator
+from astra_sidecar.compiler.table import Json
 from tests.compiler.helpers import Cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

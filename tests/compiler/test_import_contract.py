@@ -1,5 +1,5 @@
 """The routing table is the only contract: the sidecar imports nothing of the compiler but
-`compiler.table`, and the compiler imports neither the sidecar nor the `astra` command."""
+`astra_sidecar.compiler.table`, and the compiler imports neither the sidecar nor the `astra` command."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _absolute(path: Path, node: ast.ImportFrom) -> str:
     """The module a `from … import` names; `.` is the file's own package, `..` its parent."""
     if not node.level:
         return node.module or ""
-    package = path.parent.relative_to(ROOT).parts
+    package = ("astra_sidecar", *path.parent.relative_to(ROOT).parts)
     base = package[: len(package) - node.level + 1]
     return ".".join([*base, node.module] if node.module else base)
 
@@ -46,17 +46,23 @@ def _offending(folder: str, allowed: str | None, forbidden: tuple[str, ...]) -> 
 
 
 def test_the_sidecar_imports_only_the_table_package_of_the_compiler() -> None:
-    assert _offending("sidecar", "compiler.table", ("compiler",)) == []
+    forbidden = ("astra_sidecar.compiler", "compiler")
+    assert _offending("sidecar", "astra_sidecar.compiler.table", forbidden) == []
 
 
 def test_the_compiler_imports_neither_the_sidecar_nor_the_command() -> None:
-    assert _offending("compiler", None, ("sidecar", "astra_sidecar")) == []
+    forbidden = ("astra_sidecar.sidecar", "sidecar", "astra_sidecar.cli", "astra_sidecar.__main__")
+    assert _offending("compiler", None, forbidden) == []
 
 
 @pytest.mark.parametrize(
     ("source", "module"),
-    [("import compiler.loader\n", "compiler.loader"), ("def f():\n    from compiler import cli\n", "compiler"),
-     ("from . import x\n", "sidecar.auth"), ("from ..table import y\n", "sidecar.table")],
+    [
+        ("import astra_sidecar.compiler.loader\n", "astra_sidecar.compiler.loader"),
+        ("def f():\n    from astra_sidecar.compiler import cli\n", "astra_sidecar.compiler"),
+        ("from . import x\n", "astra_sidecar.sidecar.auth"),
+        ("from ..table import y\n", "astra_sidecar.sidecar.table"),
+    ],
 )
 def test_every_kind_of_import_is_seen(tmp_path: Path, source: str, module: str, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "sidecar" / "auth" / "m.py"

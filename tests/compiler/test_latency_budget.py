@@ -6,8 +6,14 @@ import random
 
 import pytest
 
-from compiler.table import RetryPolicy, Timeouts
-from compiler.table.retry import attempt_budget, backoff_s, delay_ms, unreachable_from, worst_delays_ms
+from astra_sidecar.compiler.table import RetryPolicy, Timeouts
+from astra_sidecar.compiler.table.retry import (
+    attempt_budget,
+    backoff_s,
+    delay_ms,
+    unreachable_from,
+    worst_delays_ms,
+)
 
 
 def test_delays_double_and_cap() -> None:

@@ -9,11 +9,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler.diagnostics import CODES, has_errors
-from compiler.loader import compile_source
-from compiler.providers import known_provider_names
-from compiler.schemas import TABLE_SCHEMA, validator
-from compiler.table import table_from_json
+from astra_sidecar.compiler.diagnostics import CODES, has_errors
+from astra_sidecar.compiler.loader import compile_source
+from astra_sidecar.compiler.providers import known_provider_names
+from astra_sidecar.compiler.schemas import TABLE_SCHEMA, validator
+from astra_sidecar.compiler.table import table_from_json
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -1,4 +1,4 @@
-"""The prompt sandbox (compiler.table.prompts: environment, render context) and the template checks."""
+"""The prompt sandbox (astra_sidecar.compiler.table.prompts: environment, render context) and the template checks."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
-from compiler.prompts import PROMPT_VARIABLES, TemplateProblem, _free_names, check_template
-from compiler.table import table_from_json
-from compiler.table.prompts import make_environment, render_context
+from astra_sidecar.compiler.prompts import PROMPT_VARIABLES, TemplateProblem, _free_names, check_template
+from astra_sidecar.compiler.table import table_from_json
+from astra_sidecar.compiler.table.prompts import make_environment, render_context
 from tests.compiler.helpers import compile_text
 
 CONFIG = (

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from compiler import table
-from compiler.providers import known_provider_names
-from compiler.schemas import INPUT_SCHEMA, TABLE_SCHEMA, load_schema, schema_defaults
-from compiler.schemas import validator as table_validator
-from compiler.table import Json
+from astra_sidecar.compiler import table
+from astra_sidecar.compiler.providers import known_provider_names
+from astra_sidecar.compiler.schemas import INPUT_SCHEMA, TABLE_SCHEMA, load_schema, schema_defaults
+from astra_sidecar.compiler.schemas import validator as table_validator
+from astra_sidecar.compiler.table import Json
 from tests.compiler.helpers import compile_text
 
 

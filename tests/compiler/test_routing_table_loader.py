@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from compiler import schemas
-from compiler.loader import CompileError, compile_file, load_routing_table
-from compiler.table import RoutingTable, content_hash, dump_table_json
+from astra_sidecar.compiler import schemas
+from astra_sidecar.compiler.loader import CompileError, compile_file, load_routing_table
+from astra_sidecar.compiler.table import RoutingTable, content_hash, dump_table_json
 from tests.compiler.helpers import Write
 
 CONFIG = "agents:\n  - id: demo\n    model: {provider: mock, modelId: echo}\n"
@@ -117,14 +117,14 @@ def test_flow_style_yaml_config_is_not_mistaken_for_a_table(write: Write) -> Non
     assert list(load_routing_table(str(path)).agents) == ["demo"]
 
 
-def test_schema_files_are_found_next_to_the_package_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    package, packaged, checkout = tmp_path / "compiler", tmp_path / "compiler" / "schema", tmp_path / "schema"
-    packaged.mkdir(parents=True)
-    checkout.mkdir()
-    (checkout / "x.json").write_text(json.dumps({"where": "checkout"}))
+def test_schema_files_are_found_beside_the_compiler_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Installed, compiler/ and schema/ are siblings under astra_sidecar/; in a checkout, at the
+    repository root. Either way the schema is the `schema` folder next to the package."""
+    package, beside = tmp_path / "compiler", tmp_path / "schema"
+    package.mkdir()
+    beside.mkdir()
+    (beside / "x.json").write_text(json.dumps({"where": "beside"}))
     monkeypatch.setattr(schemas, "_HERE", package)
-    assert schemas.schema_file("x.json") == checkout / "x.json"
-    (packaged / "x.json").write_text(json.dumps({"where": "wheel"}))
-    assert schemas.schema_file("x.json") == packaged / "x.json"
+    assert schemas.schema_file("x.json") == beside / "x.json"
     with pytest.raises(FileNotFoundError):
         schemas.schema_file("missing.json")

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from compiler.schemas import TABLE_SCHEMA, validator
-from compiler.table import (
+from astra_sidecar.compiler.schemas import TABLE_SCHEMA, validator
+from astra_sidecar.compiler.table import (
     BreakerPolicy,
     Listen,
     RetryPolicy,

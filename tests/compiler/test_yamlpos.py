@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from compiler import yamlpos
-from compiler.yamlpos import Pos, load_bytes, load_text, read_source
+from astra_sidecar.compiler import yamlpos
+from astra_sidecar.compiler.yamlpos import Pos, load_bytes, load_text, read_source
 
 
 def _codes(text: str | bytes) -> list[str]:

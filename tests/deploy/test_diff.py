@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from astra_sidecar.cli import main as astra_main
-from compiler import diff
-from compiler.loader import compile_file
-from compiler.table import dump_table_json
+from astra_sidecar.compiler import diff
+from astra_sidecar.compiler.loader import compile_file
+from astra_sidecar.compiler.table import dump_table_json
 
 BASE = """\
 version: 1
@@ -49,7 +49,7 @@ Run = Callable[..., tuple[int, str, str]]
 
 @pytest.fixture
 def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    """`astra diff ARGS…` through compiler.diff.main: (exit status, stdout, stderr)."""
+    """`astra diff ARGS…` through astra_sidecar.compiler.diff.main: (exit status, stdout, stderr)."""
 
     def go(*argv: str) -> tuple[int, str, str]:
         status = diff.main(list(argv))

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from compiler.loader import compile_file
-from compiler.table import dump_table_json
+from astra_sidecar.compiler.loader import compile_file
+from astra_sidecar.compiler.table import dump_table_json
 from tests.deploy.repo_files import default_command, parse_containerfile
 from tests.processes import free_port, wait_until
 

@@ -44,10 +44,10 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from compiler.loader import load_routing_table
-from sidecar.app import create_app
-from sidecar.app_keys import STATE
-from sidecar.clock import MonotonicClock
+from astra_sidecar.compiler.loader import load_routing_table
+from astra_sidecar.sidecar.app import create_app
+from astra_sidecar.sidecar.app_keys import STATE
+from astra_sidecar.sidecar.clock import MonotonicClock
 from tests.drills.drill_answers import Problem, Tally, check_plain, check_stream
 from tests.drills.drill_process import (
     ErrorLogCounter,

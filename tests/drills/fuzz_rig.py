@@ -34,10 +34,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
-from compiler.loader import load_routing_table
-from sidecar.app import create_app
-from sidecar.app_keys import STATE
-from sidecar.clock import MonotonicClock
+from astra_sidecar.compiler.loader import load_routing_table
+from astra_sidecar.sidecar.app import create_app
+from astra_sidecar.sidecar.app_keys import STATE
+from astra_sidecar.sidecar.clock import MonotonicClock
 from tests.fakes import bedrock_upstream
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.chaos_upstream import FAST_FAULTS, ChaosUpstream

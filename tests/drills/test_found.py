@@ -11,10 +11,10 @@ import orjson
 import pytest
 from aiohttp import web
 
-from compiler.diagnostics import Diagnostic
-from sidecar.app import create_app
-from sidecar.app_keys import STATE
-from sidecar.clock import ManualClock, MonotonicClock
+from astra_sidecar.compiler.diagnostics import Diagnostic
+from astra_sidecar.sidecar.app import create_app
+from astra_sidecar.sidecar.app_keys import STATE
+from astra_sidecar.sidecar.clock import ManualClock, MonotonicClock
 from tests.fakes.openai_upstream import FakeOpenAI, Step, text_chunks
 from tests.processes import eventually
 from tests.sidecar.harness import compile_yaml, running_sidecar

@@ -26,8 +26,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compiler.cli import main as astra
-from compiler.diagnostics import CODES
+from astra_sidecar.compiler.cli import main as astra
+from astra_sidecar.compiler.diagnostics import CODES
 from tests.drills import fuzz_strategies as fs
 from tests.drills.fuzz_settings import CASES, fuzz, write_report
 

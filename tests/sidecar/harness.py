@@ -19,12 +19,12 @@ import openai
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from compiler.loader import load_routing_table
-from compiler.table import RoutingTable
-from sidecar.app import create_app
-from sidecar.app_keys import STATE
-from sidecar.clock import Clock, ManualClock
-from sidecar.state import AppState
+from astra_sidecar.compiler.loader import load_routing_table
+from astra_sidecar.compiler.table import RoutingTable
+from astra_sidecar.sidecar.app import create_app
+from astra_sidecar.sidecar.app_keys import STATE
+from astra_sidecar.sidecar.clock import Clock, ManualClock
+from astra_sidecar.sidecar.state import AppState
 
 
 def compile_yaml(tmp_path: Path, text: str, name: str = "astra.yml") -> RoutingTable:

@@ -14,13 +14,13 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from compiler.table import ToolPolicy
-from sidecar.errors import ClientError
-from sidecar.policy.context import estimate_tokens, fit_plan, output_reserve
-from sidecar.protocols.anthropic.ingress import CODEC as ANTHROPIC
-from sidecar.protocols.codec import IngressCall, IngressCodec, RequestSize
-from sidecar.protocols.gemini.ingress import CODEC as GEMINI
-from sidecar.protocols.openai.ingress import CODEC as OPENAI
+from astra_sidecar.compiler.table import ToolPolicy
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.policy.context import estimate_tokens, fit_plan, output_reserve
+from astra_sidecar.sidecar.protocols.anthropic.ingress import CODEC as ANTHROPIC
+from astra_sidecar.sidecar.protocols.codec import IngressCall, IngressCodec, RequestSize
+from astra_sidecar.sidecar.protocols.gemini.ingress import CODEC as GEMINI
+from astra_sidecar.sidecar.protocols.openai.ingress import CODEC as OPENAI
 from tests.fakes.openai_upstream import FakeOpenAI, Step, completion
 from tests.sidecar.harness import Sidecar, compile_yaml, running_sidecar
 

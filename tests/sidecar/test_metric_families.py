@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from sidecar.metric_families import Counter, Families, Gauge, Histogram
+from astra_sidecar.sidecar.metric_families import Counter, Families, Gauge, Histogram
 
 
 def _registry(*families: Counter | Gauge | Histogram) -> CollectorRegistry:

@@ -13,9 +13,9 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletion
 
-from compiler.loader import load_routing_table
-from compiler.table import RoutingTable
-from sidecar.reload import Reloader
+from astra_sidecar.compiler.loader import load_routing_table
+from astra_sidecar.compiler.table import RoutingTable
+from astra_sidecar.sidecar.reload import Reloader
 from tests.fakes.openai_upstream import FakeOpenAI, Step, completion
 from tests.sidecar.harness import compile_yaml, running_sidecar
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from sidecar.clock import ManualClock, MonotonicClock
+from astra_sidecar.sidecar.clock import ManualClock, MonotonicClock
 from tests.fakes.openai_upstream import FakeOpenAI, Step, completion, error, text_chunks
 from tests.processes import eventually
 from tests.sidecar.harness import compile_yaml, running_sidecar

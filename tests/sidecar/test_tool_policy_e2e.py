@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from anthropic import AsyncAnthropic
 from google import genai
 from google.genai import types
 
-from compiler.loader import load_routing_table
+from astra_sidecar.compiler.loader import load_routing_table
 from tests.fakes.anthropic_upstream import FakeAnthropic, Reply, ToolUse, tool_message
 from tests.fakes.gemini_upstream import FakeGemini, JsonReply, SseReply, function_call_response
 from tests.fakes.openai_upstream import FakeOpenAI, Step
@@ -71,16 +71,22 @@ class World:
     anthropic: FakeAnthropic
     gemini: FakeGemini
     openai_fake: FakeOpenAI
+    #: How to close the SDK clients handed out (also when a test fails before closing its own).
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def openai(self) -> openai.AsyncOpenAI:
         return self.sidecar.client()
 
     def anthropic_client(self, agent: str) -> AsyncAnthropic:
-        return AsyncAnthropic(base_url=f"{self.sidecar.url}/v1/anthropic/{agent}", api_key="k", max_retries=0)
+        client = AsyncAnthropic(base_url=f"{self.sidecar.url}/v1/anthropic/{agent}", api_key="k", max_retries=0)
+        self.closers.append(client.close)
+        return client
 
     def gemini_client(self, agent: str) -> genai.Client:
         options = types.HttpOptions(base_url=f"{self.sidecar.url}/v1/gemini/{agent}", timeout=20_000)
-        return genai.Client(api_key="k", http_options=options)
+        client = genai.Client(api_key="k", http_options=options)
+        self.closers.append(client.aio.aclose)
+        return client
 
     def blocked(self, agent: str, tool: str = "refund") -> float:
         return self.sidecar.metric("astra_tool_calls_blocked_total", {"agent": agent, "tool": tool})
@@ -98,7 +104,12 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     try:
         table = compile_yaml(tmp_path, astra_yml(*urls, openai_fake.url))
         async with running_sidecar(table, env=env) as sidecar:
-            yield World(sidecar, anthropic_fake, gemini_fake, openai_fake)
+            world = World(sidecar, anthropic_fake, gemini_fake, openai_fake)
+            try:
+                yield world
+            finally:
+                for close in world.closers:
+                    await close()
     finally:
         await openai_fake.close()
         for server in servers:

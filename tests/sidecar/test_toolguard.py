@@ -6,8 +6,8 @@ from typing import Any
 
 import orjson
 
-from compiler.table import ToolPolicy
-from sidecar.policy.tools import StreamGuard, ToolGuard, printable, refusal
+from astra_sidecar.compiler.table import ToolPolicy
+from astra_sidecar.sidecar.policy.tools import StreamGuard, ToolGuard, printable, refusal
 
 DENY_REFUND = ToolPolicy(deny=("refund",))
 REFUND_REFUSAL = 'Tool call "refund" was blocked by this gateway\'s policy.'

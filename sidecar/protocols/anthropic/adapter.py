@@ -1,5 +1,5 @@
 """Anthropic Messages API adapter (provider `claude`, wire `anthropic`): OpenAI-format callers on
-Anthropic clusters (`sidecar.protocols.base.Adapter`).
+Anthropic clusters (`astra_sidecar.sidecar.protocols.base.Adapter`).
 
 Each step lives in its own module, with the quirks it handles in its docstring:
 
@@ -18,13 +18,13 @@ from collections.abc import Mapping
 
 import orjson
 
-from compiler.table import Agent, Cluster
-from sidecar.protocols.anthropic.upstream_errors import classify_raw
-from sidecar.protocols.anthropic.upstream_request import messages_body
-from sidecar.protocols.anthropic.upstream_response import parse_message
-from sidecar.protocols.anthropic.upstream_stream import AnthropicStreamTranslator
-from sidecar.protocols.anthropic.wire import messages_url, request_headers
-from sidecar.protocols.base import AuthMaterial, Body, Completion, Failure, UpstreamRequest
+from astra_sidecar.compiler.table import Agent, Cluster
+from astra_sidecar.sidecar.protocols.anthropic.upstream_errors import classify_raw
+from astra_sidecar.sidecar.protocols.anthropic.upstream_request import messages_body
+from astra_sidecar.sidecar.protocols.anthropic.upstream_response import parse_message
+from astra_sidecar.sidecar.protocols.anthropic.upstream_stream import AnthropicStreamTranslator
+from astra_sidecar.sidecar.protocols.anthropic.wire import messages_url, request_headers
+from astra_sidecar.sidecar.protocols.base import AuthMaterial, Body, Completion, Failure, UpstreamRequest
 
 
 class AnthropicAdapter:

@@ -6,13 +6,13 @@ Routes: `POST /v1/anthropic/{agent}/v1/messages` (and `…/{agent}/messages`), `
 404 in Anthropic's shape. The agent comes from the path; the body's `model` is ignored.
 Credentials arrive as `x-api-key` or `Authorization: Bearer` (current SDKs send the latter, with
 a newer `anthropic-version`); with `credentials: passthrough` that key goes to the agent's
-Anthropic cluster only (see `sidecar.auth`).
+Anthropic cluster only (see `astra_sidecar.sidecar.auth`).
 
-Agents on `claude` are served natively (`sidecar.protocols.anthropic.native.NATIVE`): the body passes
+Agents on `claude` are served natively (`astra_sidecar.sidecar.protocols.anthropic.native.NATIVE`): the body passes
 through with the agent's policy applied, and the answer or SSE stream comes back byte for byte.
 Agents on any other provider, and fallbacks to one, are translated both ways
-(`sidecar.protocols.anthropic.ingress_translate`, `sidecar.protocols.anthropic.ingress_stream`). Retries, breakers and
-fallbacks are the same as for every route (`sidecar.serving.flow`).
+(`astra_sidecar.sidecar.protocols.anthropic.ingress_translate`, `astra_sidecar.sidecar.protocols.anthropic.ingress_stream`). Retries, breakers and
+fallbacks are the same as for every route (`astra_sidecar.sidecar.serving.flow`).
 
 Errors are Anthropic's `{"type": "error", "error": {"type", "message"}}`, the type chosen by the
 status the sidecar returns (`wire.error_type`): 400 invalid_request_error, 401
@@ -33,15 +33,18 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from sidecar.app_keys import STATE
-from sidecar.errors import ClientError
-from sidecar.protocols.anthropic.ingress_stream import AnthropicStreamEncoder
-from sidecar.protocols.anthropic.ingress_translate import message_from_completion, openai_request
-from sidecar.protocols.anthropic.ingress_validate import check_messages_body
-from sidecar.protocols.anthropic.wire import error_type
-from sidecar.protocols.base import Body, Failure
-from sidecar.protocols.codec import IngressCall, RequestSize, Route
-from sidecar.sse import encode_event
+from astra_sidecar.sidecar.app_keys import STATE
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.anthropic.ingress_stream import AnthropicStreamEncoder
+from astra_sidecar.sidecar.protocols.anthropic.ingress_translate import (
+    message_from_completion,
+    openai_request,
+)
+from astra_sidecar.sidecar.protocols.anthropic.ingress_validate import check_messages_body
+from astra_sidecar.sidecar.protocols.anthropic.wire import error_type
+from astra_sidecar.sidecar.protocols.base import Body, Failure
+from astra_sidecar.sidecar.protocols.codec import IngressCall, RequestSize, Route
+from astra_sidecar.sidecar.sse import encode_event
 
 if TYPE_CHECKING:
     pass

@@ -22,9 +22,9 @@ from typing import Any
 
 import orjson
 
-from sidecar.protocols.anthropic.ingress_translate import message_id
-from sidecar.protocols.anthropic.wire import anthropic_usage, stop_reason
-from sidecar.sse import encode_event
+from astra_sidecar.sidecar.protocols.anthropic.ingress_translate import message_id
+from astra_sidecar.sidecar.protocols.anthropic.wire import anthropic_usage, stop_reason
+from astra_sidecar.sidecar.sse import encode_event
 
 Json = dict[str, Any]
 

@@ -30,8 +30,8 @@ from typing import Any
 
 import orjson
 
-from sidecar.errors import ClientError, UpstreamMalformedError
-from sidecar.protocols.anthropic.wire import anthropic_usage, stop_reason
+from astra_sidecar.sidecar.errors import ClientError, UpstreamMalformedError
+from astra_sidecar.sidecar.protocols.anthropic.wire import anthropic_usage, stop_reason
 
 Json = dict[str, Any]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidecar.errors import ClientError
+from astra_sidecar.sidecar.errors import ClientError
 
 Json = dict[str, Any]
 

@@ -1,9 +1,9 @@
 """Anthropic Messages callers on Anthropic clusters: the body goes upstream as it came, with the
 agent's policy applied (`policy_access.ACCESS`), and the answer comes back byte for byte
-(`NATIVE`, a `sidecar.protocols.codec.NativePath`).
+(`NATIVE`, a `astra_sidecar.sidecar.protocols.codec.NativePath`).
 
 Upstream (`request`): `{base_url}/v1/messages` with the cluster's auth and headers (see
-`sidecar.protocols.anthropic.wire`), the caller's `anthropic-version` when it sent one and its
+`astra_sidecar.sidecar.protocols.anthropic.wire`), the caller's `anthropic-version` when it sent one and its
 `anthropic-beta` flags (added to the cluster's own). No other caller header is forwarded.
 
 Answers are only looked at: `validate` reads the usage of a whole Message (an error object in a
@@ -18,14 +18,19 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from compiler.table import Cluster
-from sidecar.protocols.anthropic.policy_access import ACCESS
-from sidecar.protocols.anthropic.upstream_events import UsageTally, error_event, named_events, stream_cut
-from sidecar.protocols.anthropic.upstream_response import load_answer, malformed
-from sidecar.protocols.anthropic.wire import messages_url, request_headers, usage_from
-from sidecar.protocols.base import AuthMaterial, Body, UpstreamRequest, Usage
-from sidecar.protocols.codec import IngressCall, NativePath, PolicyAccess
-from sidecar.sse import SseDecoder, SseEvent
+from astra_sidecar.compiler.table import Cluster
+from astra_sidecar.sidecar.protocols.anthropic.policy_access import ACCESS
+from astra_sidecar.sidecar.protocols.anthropic.upstream_events import (
+    UsageTally,
+    error_event,
+    named_events,
+    stream_cut,
+)
+from astra_sidecar.sidecar.protocols.anthropic.upstream_response import load_answer, malformed
+from astra_sidecar.sidecar.protocols.anthropic.wire import messages_url, request_headers, usage_from
+from astra_sidecar.sidecar.protocols.base import AuthMaterial, Body, UpstreamRequest, Usage
+from astra_sidecar.sidecar.protocols.codec import IngressCall, NativePath, PolicyAccess
+from astra_sidecar.sidecar.sse import SseDecoder, SseEvent
 
 if TYPE_CHECKING:
     pass

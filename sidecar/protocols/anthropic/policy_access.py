@@ -1,4 +1,4 @@
-"""The agent policy's accessors for Anthropic Messages bodies (`sidecar.protocols.codec.PolicyAccess`).
+"""The agent policy's accessors for Anthropic Messages bodies (`astra_sidecar.sidecar.protocols.codec.PolicyAccess`).
 
 - Tools are filtered by `name` (server tools included); a `tool_choice` of type `tool` naming a
   removed tool → 400 `tool_not_allowed`; when no tool is left, `tools` and `tool_choice` go.
@@ -24,11 +24,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from compiler.table import PromptCache
-from sidecar.errors import ClientError
-from sidecar.protocols.anthropic.wire import DEFAULT_MAX_TOKENS, EPHEMERAL, MAX_CACHE_MARKS
-from sidecar.protocols.base import Body
-from sidecar.protocols.codec import PolicyAccess
+from astra_sidecar.compiler.table import PromptCache
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.anthropic.wire import DEFAULT_MAX_TOKENS, EPHEMERAL, MAX_CACHE_MARKS
+from astra_sidecar.sidecar.protocols.base import Body
+from astra_sidecar.sidecar.protocols.codec import PolicyAccess
 
 Json = dict[str, Any]
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from sidecar.protocols.anthropic.wire import ERROR_TYPE_STATUS
-from sidecar.protocols.base import Failure
-from sidecar.protocols.openai import wire as shapes
+from astra_sidecar.sidecar.protocols.anthropic.wire import ERROR_TYPE_STATUS
+from astra_sidecar.sidecar.protocols.base import Failure
+from astra_sidecar.sidecar.protocols.openai import wire as shapes
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 

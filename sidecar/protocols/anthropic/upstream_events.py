@@ -1,5 +1,5 @@
 """Reading an Anthropic Messages stream, for the translator (`upstream_stream`) and the native
-watch (`native`) alike: named SSE events, decoded with `sidecar.sse.SseDecoder` at any byte
+watch (`native`) alike: named SSE events, decoded with `astra_sidecar.sidecar.sse.SseDecoder` at any byte
 boundary, whose data must be a JSON object; and the failures a stream ends in.
 
 - an `error` event → the Failure of its error object (`upstream_errors.error_object_failure`);
@@ -19,11 +19,11 @@ from typing import Any
 
 import orjson
 
-from sidecar.errors import UpstreamStreamError, malformed_failure
-from sidecar.protocols.anthropic.upstream_errors import error_object_failure
-from sidecar.protocols.anthropic.wire import usage_from
-from sidecar.protocols.base import Failure, Usage
-from sidecar.sse import SseEvent
+from astra_sidecar.sidecar.errors import UpstreamStreamError, malformed_failure
+from astra_sidecar.sidecar.protocols.anthropic.upstream_errors import error_object_failure
+from astra_sidecar.sidecar.protocols.anthropic.wire import usage_from
+from astra_sidecar.sidecar.protocols.base import Failure, Usage
+from astra_sidecar.sidecar.sse import SseEvent
 
 Json = dict[str, Any]
 

@@ -27,9 +27,9 @@ from typing import Any
 
 import orjson
 
-from compiler.table import Agent
-from sidecar.errors import ClientError
-from sidecar.protocols.anthropic.wire import EPHEMERAL
+from astra_sidecar.compiler.table import Agent
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.anthropic.wire import EPHEMERAL
 
 Json = dict[str, Any]
 

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from compiler.table import Agent, Cluster
-from sidecar.errors import ClientError
-from sidecar.protocols.anthropic.upstream_messages import system_and_turns, unsupported
-from sidecar.protocols.anthropic.upstream_tools import tools_and_choice
-from sidecar.protocols.anthropic.wire import DEFAULT_MAX_TOKENS
+from astra_sidecar.compiler.table import Agent, Cluster
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.anthropic.upstream_messages import system_and_turns, unsupported
+from astra_sidecar.sidecar.protocols.anthropic.upstream_tools import tools_and_choice
+from astra_sidecar.sidecar.protocols.anthropic.wire import DEFAULT_MAX_TOKENS
 
 Json = dict[str, Any]
 

@@ -16,13 +16,13 @@ from typing import Any
 
 import orjson
 
-from compiler.table import Cluster
-from sidecar.errors import UpstreamMalformedError, UpstreamStatusError
-from sidecar.protocols.anthropic.upstream_errors import error_object_failure
-from sidecar.protocols.anthropic.upstream_tools import JSON_TOOL_NAME, json_tool_emulated
-from sidecar.protocols.anthropic.wire import finish_reason, usage_from
-from sidecar.protocols.base import Body, Completion
-from sidecar.protocols.openai import wire as shapes
+from astra_sidecar.compiler.table import Cluster
+from astra_sidecar.sidecar.errors import UpstreamMalformedError, UpstreamStatusError
+from astra_sidecar.sidecar.protocols.anthropic.upstream_errors import error_object_failure
+from astra_sidecar.sidecar.protocols.anthropic.upstream_tools import JSON_TOOL_NAME, json_tool_emulated
+from astra_sidecar.sidecar.protocols.anthropic.wire import finish_reason, usage_from
+from astra_sidecar.sidecar.protocols.base import Body, Completion
+from astra_sidecar.sidecar.protocols.openai import wire as shapes
 
 Json = dict[str, Any]
 

@@ -24,14 +24,19 @@ from typing import Any
 
 import orjson
 
-from compiler.table import Cluster
-from sidecar.protocols.anthropic.upstream_events import UsageTally, error_event, named_events, stream_cut
-from sidecar.protocols.anthropic.upstream_response import chat_id
-from sidecar.protocols.anthropic.upstream_tools import JSON_TOOL_NAME, json_tool_emulated
-from sidecar.protocols.anthropic.wire import finish_reason
-from sidecar.protocols.base import Body, Usage
-from sidecar.protocols.openai import wire as shapes
-from sidecar.sse import SseDecoder, SseEvent
+from astra_sidecar.compiler.table import Cluster
+from astra_sidecar.sidecar.protocols.anthropic.upstream_events import (
+    UsageTally,
+    error_event,
+    named_events,
+    stream_cut,
+)
+from astra_sidecar.sidecar.protocols.anthropic.upstream_response import chat_id
+from astra_sidecar.sidecar.protocols.anthropic.upstream_tools import JSON_TOOL_NAME, json_tool_emulated
+from astra_sidecar.sidecar.protocols.anthropic.wire import finish_reason
+from astra_sidecar.sidecar.protocols.base import Body, Usage
+from astra_sidecar.sidecar.protocols.openai import wire as shapes
+from astra_sidecar.sidecar.sse import SseDecoder, SseEvent
 
 Json = dict[str, Any]
 

@@ -23,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from compiler.table import Agent
-from sidecar.protocols.anthropic.upstream_messages import unsupported
-from sidecar.protocols.anthropic.wire import EPHEMERAL
+from astra_sidecar.compiler.table import Agent
+from astra_sidecar.sidecar.protocols.anthropic.upstream_messages import unsupported
+from astra_sidecar.sidecar.protocols.anthropic.wire import EPHEMERAL
 
 Json = dict[str, Any]
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from compiler.table import Cluster
-from sidecar.protocols.base import AuthMaterial, Usage
+from astra_sidecar.compiler.table import Cluster
+from astra_sidecar.sidecar.protocols.base import AuthMaterial, Usage
 
 Json = dict[str, Any]
 

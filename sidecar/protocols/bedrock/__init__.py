@@ -13,7 +13,7 @@ Wire format: botocore's `bedrock-runtime` service model (protocol rest-json), bo
   (`AuthMaterial.token`) are sent as `Authorization: Bearer` instead and take precedence, as in
   botocore.
 - Region: `cluster.region`, else parsed from a `bedrock-runtime[-fips].{region}.amazonaws.com`
-  base URL; `base_url` "" means the regional AWS endpoint (see `sidecar.auth.aws`).
+  base URL; `base_url` "" means the regional AWS endpoint (see `astra_sidecar.sidecar.auth.aws`).
 - Messages: system/developer messages go to top-level `system` blocks; content blocks are a
   union (exactly one key each); image parts must be `data:` URLs (Bedrock cannot fetch http
   URLs → 400); tool messages become `toolResult` blocks in a user turn; consecutive messages of
@@ -55,8 +55,8 @@ region, SigV4), `response` (whole answer → OpenAI), `stream` (event-stream tra
 
 from __future__ import annotations
 
-from sidecar.protocols.bedrock.adapter import BedrockAdapter
-from sidecar.protocols.bedrock.signing import cluster_region
-from sidecar.protocols.bedrock.stream import BedrockStreamTranslator
+from astra_sidecar.sidecar.protocols.bedrock.adapter import BedrockAdapter
+from astra_sidecar.sidecar.protocols.bedrock.signing import cluster_region
+from astra_sidecar.sidecar.protocols.bedrock.stream import BedrockStreamTranslator
 
 __all__ = ["BedrockAdapter", "BedrockStreamTranslator", "cluster_region"]

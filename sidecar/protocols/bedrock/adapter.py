@@ -6,15 +6,20 @@ from collections.abc import Mapping
 
 import orjson
 
-from compiler.table import Agent, Cluster
-from sidecar.errors import UpstreamMalformedError
-from sidecar.protocols.base import AuthMaterial, Body, Completion, Failure, UpstreamRequest
-from sidecar.protocols.bedrock.errors import classify
-from sidecar.protocols.bedrock.request import converse_body
-from sidecar.protocols.bedrock.response import finish_reason, response_message, usage_from
-from sidecar.protocols.bedrock.signing import cluster_region, no_region, operation_url, sign_headers
-from sidecar.protocols.bedrock.stream import EVENT_STREAM_TYPE, BedrockStreamTranslator
-from sidecar.protocols.openai import wire as shapes
+from astra_sidecar.compiler.table import Agent, Cluster
+from astra_sidecar.sidecar.errors import UpstreamMalformedError
+from astra_sidecar.sidecar.protocols.base import AuthMaterial, Body, Completion, Failure, UpstreamRequest
+from astra_sidecar.sidecar.protocols.bedrock.errors import classify
+from astra_sidecar.sidecar.protocols.bedrock.request import converse_body
+from astra_sidecar.sidecar.protocols.bedrock.response import finish_reason, response_message, usage_from
+from astra_sidecar.sidecar.protocols.bedrock.signing import (
+    cluster_region,
+    no_region,
+    operation_url,
+    sign_headers,
+)
+from astra_sidecar.sidecar.protocols.bedrock.stream import EVENT_STREAM_TYPE, BedrockStreamTranslator
+from astra_sidecar.sidecar.protocols.openai import wire as shapes
 
 
 def _model(cluster: Cluster, request: Body) -> str:

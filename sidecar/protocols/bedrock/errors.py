@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import orjson
 
-from sidecar.protocols.base import Failure
-from sidecar.protocols.openai import wire as shapes
-from sidecar.protocols.openai.wire import Json
+from astra_sidecar.sidecar.protocols.base import Failure
+from astra_sidecar.sidecar.protocols.openai import wire as shapes
+from astra_sidecar.sidecar.protocols.openai.wire import Json
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from sidecar.errors import ClientError
-from sidecar.protocols.openai.wire import Json
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.openai.wire import Json
 
 IMAGE_FORMATS: Mapping[str, str] = {
     "image/png": "png",

@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
-from compiler.table import Agent
-from sidecar.protocols.base import Body
-from sidecar.protocols.bedrock.messages import bad_request, convert_messages
-from sidecar.protocols.openai.wire import Json
+from astra_sidecar.compiler.table import Agent
+from astra_sidecar.sidecar.protocols.base import Body
+from astra_sidecar.sidecar.protocols.bedrock.messages import bad_request, convert_messages
+from astra_sidecar.sidecar.protocols.openai.wire import Json
 
 _EMPTY_SCHEMA: Json = {"type": "object", "properties": {}}
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import orjson
 
-from sidecar.protocols.base import Usage
-from sidecar.protocols.openai import wire as shapes
-from sidecar.protocols.openai.wire import Json
+from astra_sidecar.sidecar.protocols.base import Usage
+from astra_sidecar.sidecar.protocols.openai import wire as shapes
+from astra_sidecar.sidecar.protocols.openai.wire import Json
 
 STOP_REASONS: Mapping[str, str] = {
     "end_turn": "stop",

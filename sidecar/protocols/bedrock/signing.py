@@ -16,9 +16,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
-from compiler.table import Cluster
-from sidecar.errors import UpstreamError
-from sidecar.protocols.base import AwsCredentials, Failure
+from astra_sidecar.compiler.table import Cluster
+from astra_sidecar.sidecar.errors import UpstreamError
+from astra_sidecar.sidecar.protocols.base import AwsCredentials, Failure
 
 SIGNING_NAME = "bedrock"
 

@@ -17,12 +17,12 @@ from typing import Any
 
 from botocore.eventstream import EventStreamBuffer, ParserError
 
-from sidecar.errors import UpstreamStreamError
-from sidecar.protocols.base import Failure, Usage
-from sidecar.protocols.bedrock.errors import failure_for, json_object, malformed
-from sidecar.protocols.bedrock.response import finish_reason, usage_from
-from sidecar.protocols.openai import wire as shapes
-from sidecar.protocols.openai.wire import Json
+from astra_sidecar.sidecar.errors import UpstreamStreamError
+from astra_sidecar.sidecar.protocols.base import Failure, Usage
+from astra_sidecar.sidecar.protocols.bedrock.errors import failure_for, json_object, malformed
+from astra_sidecar.sidecar.protocols.bedrock.response import finish_reason, usage_from
+from astra_sidecar.sidecar.protocols.openai import wire as shapes
+from astra_sidecar.sidecar.protocols.openai.wire import Json
 
 EVENT_STREAM_TYPE = "application/vnd.amazon.eventstream"
 

@@ -83,13 +83,13 @@ callers): `ingress` (the codec, `CODEC`), `ingress_request` (reading bodies), `i
 
 from __future__ import annotations
 
-from sidecar.protocols.gemini.adapter import GeminiAdapter
-from sidecar.protocols.gemini.errors import parse_duration
-from sidecar.protocols.gemini.ids import call_nonce, decode_call_id, encode_call_id
-from sidecar.protocols.gemini.request import AI_STUDIO_BASE_URL, upstream_request
-from sidecar.protocols.gemini.schema import clean_parameters
-from sidecar.protocols.gemini.stream import GeminiStreamTranslator
-from sidecar.protocols.gemini.wire import usage_from_metadata
+from astra_sidecar.sidecar.protocols.gemini.adapter import GeminiAdapter
+from astra_sidecar.sidecar.protocols.gemini.errors import parse_duration
+from astra_sidecar.sidecar.protocols.gemini.ids import call_nonce, decode_call_id, encode_call_id
+from astra_sidecar.sidecar.protocols.gemini.request import AI_STUDIO_BASE_URL, upstream_request
+from astra_sidecar.sidecar.protocols.gemini.schema import clean_parameters
+from astra_sidecar.sidecar.protocols.gemini.stream import GeminiStreamTranslator
+from astra_sidecar.sidecar.protocols.gemini.wire import usage_from_metadata
 
 __all__ = [
     "AI_STUDIO_BASE_URL",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from compiler.table import Agent, Cluster
-from sidecar.protocols.base import AuthMaterial, Body, Completion, Failure, UpstreamRequest
-from sidecar.protocols.gemini.errors import classify
-from sidecar.protocols.gemini.request import translate_request, upstream_request
-from sidecar.protocols.gemini.response import completion_body, read_response
-from sidecar.protocols.gemini.stream import GeminiStreamTranslator
+from astra_sidecar.compiler.table import Agent, Cluster
+from astra_sidecar.sidecar.protocols.base import AuthMaterial, Body, Completion, Failure, UpstreamRequest
+from astra_sidecar.sidecar.protocols.gemini.errors import classify
+from astra_sidecar.sidecar.protocols.gemini.request import translate_request, upstream_request
+from astra_sidecar.sidecar.protocols.gemini.response import completion_body, read_response
+from astra_sidecar.sidecar.protocols.gemini.stream import GeminiStreamTranslator
 
 
 def _include_usage(request: Body) -> bool:

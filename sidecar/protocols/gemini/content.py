@@ -11,9 +11,9 @@ import base64
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
-from sidecar.errors import ClientError
-from sidecar.protocols.gemini.json_values import as_dict
-from sidecar.protocols.openai.wire import Json
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.gemini.json_values import as_dict
+from astra_sidecar.sidecar.protocols.openai.wire import Json
 
 _MIME_BY_EXTENSION = {
     "png": "image/png",

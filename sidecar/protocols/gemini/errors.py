@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from sidecar.protocols.base import Failure
-from sidecar.protocols.gemini.wire import HTTP_STATUS_BY_RPC, RPC_TYPE_PREFIX
-from sidecar.protocols.openai.wire import (
+from astra_sidecar.sidecar.protocols.base import Failure
+from astra_sidecar.sidecar.protocols.gemini.wire import HTTP_STATUS_BY_RPC, RPC_TYPE_PREFIX
+from astra_sidecar.sidecar.protocols.openai.wire import (
     TRANSIENT_STATUSES,
     Json,
     client_status,

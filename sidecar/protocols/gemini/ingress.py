@@ -34,16 +34,16 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from sidecar.errors import ClientError
-from sidecar.protocols.base import Body, Failure
-from sidecar.protocols.codec import IngressCall, RequestSize, Route
-from sidecar.protocols.gemini.ingress_errors import error_object
-from sidecar.protocols.gemini.ingress_models import get_model, list_models
-from sidecar.protocols.gemini.ingress_request import parse_request
-from sidecar.protocols.gemini.ingress_response import response_from_openai
-from sidecar.protocols.gemini.ingress_stream import GeminiStreamEncoder, encode_event
-from sidecar.protocols.gemini.ingress_translate import to_openai_body
-from sidecar.protocols.gemini.wire import GENERATE_METHODS
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.base import Body, Failure
+from astra_sidecar.sidecar.protocols.codec import IngressCall, RequestSize, Route
+from astra_sidecar.sidecar.protocols.gemini.ingress_errors import error_object
+from astra_sidecar.sidecar.protocols.gemini.ingress_models import get_model, list_models
+from astra_sidecar.sidecar.protocols.gemini.ingress_request import parse_request
+from astra_sidecar.sidecar.protocols.gemini.ingress_response import response_from_openai
+from astra_sidecar.sidecar.protocols.gemini.ingress_stream import GeminiStreamEncoder, encode_event
+from astra_sidecar.sidecar.protocols.gemini.ingress_translate import to_openai_body
+from astra_sidecar.sidecar.protocols.gemini.wire import GENERATE_METHODS
 
 if TYPE_CHECKING:
     pass

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidecar.protocols.base import Failure
-from sidecar.protocols.gemini.wire import RPC_BY_HTTP_STATUS, RPC_STATUSES, RPC_TYPE_PREFIX
+from astra_sidecar.sidecar.protocols.base import Failure
+from astra_sidecar.sidecar.protocols.gemini.wire import RPC_BY_HTTP_STATUS, RPC_STATUSES, RPC_TYPE_PREFIX
 
 ERROR_DOMAIN = "astra-sidecar"
 

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from sidecar.app_keys import STATE
-from sidecar.errors import ClientError
-from sidecar.protocols.gemini.ingress_errors import error_object
-from sidecar.protocols.gemini.wire import GENERATE_METHODS
+from astra_sidecar.sidecar.app_keys import STATE
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.gemini.ingress_errors import error_object
+from astra_sidecar.sidecar.protocols.gemini.wire import GENERATE_METHODS
 
 if TYPE_CHECKING:
-    from sidecar.runtime import AgentRuntime
+    from astra_sidecar.sidecar.runtime import AgentRuntime
 
 
 def _model_resource(name: str, agent: AgentRuntime) -> dict[str, Any]:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidecar.errors import ClientError
-from sidecar.protocols.base import Body
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.base import Body
 
 Json = dict[str, Any]
 

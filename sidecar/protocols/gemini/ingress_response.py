@@ -19,10 +19,10 @@ from typing import Any
 
 import orjson
 
-from sidecar.errors import UpstreamMalformedError
-from sidecar.protocols.base import Usage
-from sidecar.protocols.gemini.json_values import as_dict
-from sidecar.protocols.gemini.wire import gemini_finish_reason, metadata_from_usage
+from astra_sidecar.sidecar.errors import UpstreamMalformedError
+from astra_sidecar.sidecar.protocols.base import Usage
+from astra_sidecar.sidecar.protocols.gemini.json_values import as_dict
+from astra_sidecar.sidecar.protocols.gemini.wire import gemini_finish_reason, metadata_from_usage
 
 Json = dict[str, Any]
 

@@ -19,15 +19,15 @@ from typing import Any
 
 import orjson
 
-from sidecar.protocols.gemini.ingress_response import (
+from astra_sidecar.sidecar.protocols.gemini.ingress_response import (
     candidate,
     envelope,
     function_call_part,
     index_of,
     usage_metadata,
 )
-from sidecar.protocols.gemini.json_values import as_dict
-from sidecar.protocols.gemini.wire import gemini_finish_reason
+from astra_sidecar.sidecar.protocols.gemini.json_values import as_dict
+from astra_sidecar.sidecar.protocols.gemini.wire import gemini_finish_reason
 
 Json = dict[str, Any]
 

@@ -32,9 +32,9 @@ from typing import Any
 
 import orjson
 
-from sidecar.errors import ClientError
-from sidecar.protocols.base import Body
-from sidecar.protocols.gemini.ingress_request import camel, invalid
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.base import Body
+from astra_sidecar.sidecar.protocols.gemini.ingress_request import camel, invalid
 
 Json = dict[str, Any]
 

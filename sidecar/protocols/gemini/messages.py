@@ -15,10 +15,10 @@ from typing import Any
 
 import orjson
 
-from sidecar.protocols.gemini.content import bad_request, content_parts, text_of
-from sidecar.protocols.gemini.ids import decode_call_id
-from sidecar.protocols.gemini.json_values import as_dict
-from sidecar.protocols.openai.wire import Json
+from astra_sidecar.sidecar.protocols.gemini.content import bad_request, content_parts, text_of
+from astra_sidecar.sidecar.protocols.gemini.ids import decode_call_id
+from astra_sidecar.sidecar.protocols.gemini.json_values import as_dict
+from astra_sidecar.sidecar.protocols.openai.wire import Json
 
 
 def _arguments_object(raw: Any, where: str) -> Json:

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from compiler.table import Cluster
-from sidecar.protocols.base import AuthMaterial, Body, UpstreamRequest, Usage
-from sidecar.protocols.codec import IngressCall, PolicyAccess
-from sidecar.protocols.gemini.native_watch import GeminiStreamWatch
-from sidecar.protocols.gemini.policy_access import ACCESS
-from sidecar.protocols.gemini.request import upstream_request
-from sidecar.protocols.gemini.response import read_response
-from sidecar.protocols.gemini.wire import usage_from_metadata
+from astra_sidecar.compiler.table import Cluster
+from astra_sidecar.sidecar.protocols.base import AuthMaterial, Body, UpstreamRequest, Usage
+from astra_sidecar.sidecar.protocols.codec import IngressCall, PolicyAccess
+from astra_sidecar.sidecar.protocols.gemini.native_watch import GeminiStreamWatch
+from astra_sidecar.sidecar.protocols.gemini.policy_access import ACCESS
+from astra_sidecar.sidecar.protocols.gemini.request import upstream_request
+from astra_sidecar.sidecar.protocols.gemini.response import read_response
+from astra_sidecar.sidecar.protocols.gemini.wire import usage_from_metadata
 
 if TYPE_CHECKING:
     pass

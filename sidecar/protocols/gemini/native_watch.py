@@ -9,13 +9,13 @@ usage is published when the stream ended complete, as the translator publishes i
 
 from __future__ import annotations
 
-from sidecar.errors import UpstreamStreamError, network_failure
-from sidecar.protocols.base import Usage
-from sidecar.protocols.gemini.response import candidate_index, prompt_blocked
-from sidecar.protocols.gemini.stream import CUT_MESSAGE, finish_of, stream_cut, stream_event
-from sidecar.protocols.gemini.wire import usage_from_metadata
-from sidecar.protocols.openai.wire import Json
-from sidecar.sse import SseDecoder
+from astra_sidecar.sidecar.errors import UpstreamStreamError, network_failure
+from astra_sidecar.sidecar.protocols.base import Usage
+from astra_sidecar.sidecar.protocols.gemini.response import candidate_index, prompt_blocked
+from astra_sidecar.sidecar.protocols.gemini.stream import CUT_MESSAGE, finish_of, stream_cut, stream_event
+from astra_sidecar.sidecar.protocols.gemini.wire import usage_from_metadata
+from astra_sidecar.sidecar.protocols.openai.wire import Json
+from astra_sidecar.sidecar.sse import SseDecoder
 
 
 class GeminiStreamWatch:

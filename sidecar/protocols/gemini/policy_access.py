@@ -1,5 +1,5 @@
 """The agent policy's accessors for Gemini `GenerateContentRequest` bodies
-(`sidecar.protocols.codec.PolicyAccess`; the policy itself is `sidecar.policy.agent`).
+(`astra_sidecar.sidecar.protocols.codec.PolicyAccess`; the policy itself is `astra_sidecar.sidecar.policy.agent`).
 
 - Tools: each `functionDeclarations` entry the policy refuses is removed (a tool object left
   empty is dropped), and so is a built-in tool (`googleSearch`, `codeExecution`, …) whose field
@@ -21,9 +21,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from compiler.table import PromptCache
-from sidecar.errors import ClientError
-from sidecar.protocols.base import Body
+from astra_sidecar.compiler.table import PromptCache
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.base import Body
 
 Json = dict[str, Any]
 Refused = Callable[[str], bool]

@@ -14,13 +14,13 @@ from urllib.parse import quote
 
 import orjson
 
-from compiler.table import Agent, Cluster, VertexTarget
-from sidecar.protocols.base import AuthMaterial, Body, UpstreamRequest
-from sidecar.protocols.gemini.content import bad_request
-from sidecar.protocols.gemini.json_values import as_dict
-from sidecar.protocols.gemini.messages import translate_messages
-from sidecar.protocols.gemini.schema import clean_parameters
-from sidecar.protocols.openai.wire import Json
+from astra_sidecar.compiler.table import Agent, Cluster, VertexTarget
+from astra_sidecar.sidecar.protocols.base import AuthMaterial, Body, UpstreamRequest
+from astra_sidecar.sidecar.protocols.gemini.content import bad_request
+from astra_sidecar.sidecar.protocols.gemini.json_values import as_dict
+from astra_sidecar.sidecar.protocols.gemini.messages import translate_messages
+from astra_sidecar.sidecar.protocols.gemini.schema import clean_parameters
+from astra_sidecar.sidecar.protocols.openai.wire import Json
 
 AI_STUDIO_BASE_URL = "https://generativelanguage.googleapis.com"
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import orjson
 
-from sidecar.errors import UpstreamMalformedError, UpstreamStatusError
-from sidecar.protocols.base import Usage
-from sidecar.protocols.gemini.errors import failure_from_error, google_error
-from sidecar.protocols.gemini.ids import call_nonce, encode_call_id
-from sidecar.protocols.gemini.json_values import as_dict
-from sidecar.protocols.gemini.wire import openai_finish_reason, usage_from_metadata
-from sidecar.protocols.openai.wire import (
+from astra_sidecar.sidecar.errors import UpstreamMalformedError, UpstreamStatusError
+from astra_sidecar.sidecar.protocols.base import Usage
+from astra_sidecar.sidecar.protocols.gemini.errors import failure_from_error, google_error
+from astra_sidecar.sidecar.protocols.gemini.ids import call_nonce, encode_call_id
+from astra_sidecar.sidecar.protocols.gemini.json_values import as_dict
+from astra_sidecar.sidecar.protocols.gemini.wire import openai_finish_reason, usage_from_metadata
+from astra_sidecar.sidecar.protocols.openai.wire import (
     Json,
     assistant_message,
     completion_id,

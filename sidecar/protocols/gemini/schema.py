@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sidecar.protocols.gemini.json_values import as_dict
-from sidecar.protocols.openai.wire import Json
+from astra_sidecar.sidecar.protocols.gemini.json_values import as_dict
+from astra_sidecar.sidecar.protocols.openai.wire import Json
 
 _PLAIN_SCHEMA_KEYS = tuple(
     [

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import orjson
 
-from sidecar.errors import UpstreamStreamError, network_failure
-from sidecar.protocols.base import Usage
-from sidecar.protocols.gemini.errors import failure_from_error, google_error
-from sidecar.protocols.gemini.response import (
+from astra_sidecar.sidecar.errors import UpstreamStreamError, network_failure
+from astra_sidecar.sidecar.protocols.base import Usage
+from astra_sidecar.sidecar.protocols.gemini.errors import failure_from_error, google_error
+from astra_sidecar.sidecar.protocols.gemini.response import (
     candidate_index,
     candidate_parts,
     openai_tool_call,
@@ -26,9 +26,9 @@ from sidecar.protocols.gemini.response import (
     response_id_of,
     visible_text,
 )
-from sidecar.protocols.gemini.wire import openai_finish_reason, usage_from_metadata
-from sidecar.protocols.openai.wire import ChunkWriter, Json
-from sidecar.sse import SseDecoder
+from astra_sidecar.sidecar.protocols.gemini.wire import openai_finish_reason, usage_from_metadata
+from astra_sidecar.sidecar.protocols.openai.wire import ChunkWriter, Json
+from astra_sidecar.sidecar.sse import SseDecoder
 
 CUT_MESSAGE = "gemini stream ended before a finishReason"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidecar.protocols.base import Usage
+from astra_sidecar.sidecar.protocols.base import Usage
 
 Json = dict[str, Any]
 

@@ -1,7 +1,7 @@
 """The built-in `mock` provider: a transport that answers locally in OpenAI wire format.
 
 It needs no key and no network, so the quickstart demo works anywhere, and it injects faults
-declaratively for drills (see `compiler.table.MockBehavior`): a status code for a seeded share of
+declaratively for drills (see `astra_sidecar.compiler.table.MockBehavior`): a status code for a seeded share of
 requests (with an optional Retry-After), latency before the answer, a delay between stream
 chunks, and streams cut after N chunks. The answer goes through the same adapter, retry, breaker
 and fallback machinery as a real provider's.
@@ -21,11 +21,11 @@ from typing import Any
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from compiler.table import Cluster, MockBehavior, MockToolCall
-from sidecar.clock import Clock
-from sidecar.protocols.base import UpstreamRequest, Usage
-from sidecar.protocols.openai.wire import ChunkWriter, completion_id, now_s, tool_call
-from sidecar.upstream import AttemptTimeouts, UpstreamResponse
+from astra_sidecar.compiler.table import Cluster, MockBehavior, MockToolCall
+from astra_sidecar.sidecar.clock import Clock
+from astra_sidecar.sidecar.protocols.base import UpstreamRequest, Usage
+from astra_sidecar.sidecar.protocols.openai.wire import ChunkWriter, completion_id, now_s, tool_call
+from astra_sidecar.sidecar.upstream import AttemptTimeouts, UpstreamResponse
 
 _DEFAULT = MockBehavior()
 

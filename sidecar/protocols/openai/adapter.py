@@ -25,16 +25,23 @@ from typing import Any
 
 import orjson
 
-from compiler.table import Agent, Cluster, RequestRules
-from sidecar.errors import UpstreamMalformedError, UpstreamStreamError, network_failure
-from sidecar.protocols.base import AuthMaterial, Body, Completion, Failure, UpstreamRequest, Usage
-from sidecar.protocols.openai.wire import (
+from astra_sidecar.compiler.table import Agent, Cluster, RequestRules
+from astra_sidecar.sidecar.errors import UpstreamMalformedError, UpstreamStreamError, network_failure
+from astra_sidecar.sidecar.protocols.base import (
+    AuthMaterial,
+    Body,
+    Completion,
+    Failure,
+    UpstreamRequest,
+    Usage,
+)
+from astra_sidecar.sidecar.protocols.openai.wire import (
     TRANSIENT_STATUSES,
     client_status,
     openai_error_type,
     retry_after_seconds,
 )
-from sidecar.sse import SseDecoder
+from astra_sidecar.sidecar.sse import SseDecoder
 
 _FINISH_REASONS = {"model_length": "length", "error": "stop"}
 _KNOWN_FINISH = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call", None})

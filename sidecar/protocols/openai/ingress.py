@@ -19,12 +19,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from sidecar.app_keys import STATE
-from sidecar.errors import ClientError
-from sidecar.protocols.base import Body, Failure
-from sidecar.protocols.codec import IngressCall, RequestSize, Route
-from sidecar.protocols.openai.validate import OUTPUT_CAPS, check_chat_body
-from sidecar.sse import DONE, encode_data
+from astra_sidecar.sidecar.app_keys import STATE
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.base import Body, Failure
+from astra_sidecar.sidecar.protocols.codec import IngressCall, RequestSize, Route
+from astra_sidecar.sidecar.protocols.openai.validate import OUTPUT_CAPS, check_chat_body
+from astra_sidecar.sidecar.sse import DONE, encode_data
 
 
 def error_payload(failure: Failure) -> bytes:

@@ -1,4 +1,4 @@
-"""The agent policy's accessors for OpenAI Chat Completions bodies (`sidecar.protocols.codec`).
+"""The agent policy's accessors for OpenAI Chat Completions bodies (`astra_sidecar.sidecar.protocols.codec`).
 
 Tools are filtered in `tools` and in the legacy `functions` list; forcing a removed tool
 (`tool_choice` or `function_call` naming it) is a 400 `tool_not_allowed`. The output cap is
@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from compiler.table import PromptCache
-from sidecar.errors import ClientError
-from sidecar.protocols.base import Body
-from sidecar.protocols.openai.validate import OUTPUT_CAPS
+from astra_sidecar.compiler.table import PromptCache
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.base import Body
+from astra_sidecar.sidecar.protocols.openai.validate import OUTPUT_CAPS
 
 
 def tool_name(tool: Any) -> str | None:

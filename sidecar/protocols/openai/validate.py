@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidecar.errors import ClientError
-from sidecar.protocols.base import Body
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.base import Body
 
 OUTPUT_CAPS = ("max_completion_tokens", "max_tokens")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from sidecar.protocols.base import Usage
+from astra_sidecar.sidecar.protocols.base import Usage
 
 Json = dict[str, Any]
 

@@ -10,9 +10,14 @@ from urllib.parse import parse_qs
 import pytest
 from aiohttp import web
 
-from sidecar.auth import CredentialSource
-from sidecar.auth.aws import AwsCredentialError, AwsCredentialSource, resolve_cluster, resolve_region
-from sidecar.protocols.base import AuthMaterial, AwsCredentials, Secret
+from astra_sidecar.sidecar.auth import CredentialSource
+from astra_sidecar.sidecar.auth.aws import (
+    AwsCredentialError,
+    AwsCredentialSource,
+    resolve_cluster,
+    resolve_region,
+)
+from astra_sidecar.sidecar.protocols.base import AuthMaterial, AwsCredentials, Secret
 from tests.builders import cluster
 
 NO_FILES = {

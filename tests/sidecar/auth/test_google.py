@@ -12,16 +12,16 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from compiler.table import VertexTarget
-from sidecar.auth.google import (
+from astra_sidecar.compiler.table import VertexTarget
+from astra_sidecar.sidecar.auth.google import (
     SCOPES,
     GoogleCredentialSource,
     VertexConfigError,
     google_source_for,
     vertex_target,
 )
-from sidecar.clock import ManualClock
-from sidecar.errors import UpstreamError, UpstreamNetworkError
+from astra_sidecar.sidecar.clock import ManualClock
+from astra_sidecar.sidecar.errors import UpstreamError, UpstreamNetworkError
 from tests.builders import cluster
 from tests.fakes.gemini_upstream import (
     GOOGLE_TOKEN_AUDIENCE,

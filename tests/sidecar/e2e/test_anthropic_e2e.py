@@ -18,7 +18,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
-from sidecar.clock import ManualClock
+from astra_sidecar.sidecar.clock import ManualClock
 from tests.fakes.anthropic_upstream import (
     ErrorReply,
     FakeAnthropic,

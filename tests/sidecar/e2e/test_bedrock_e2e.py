@@ -53,9 +53,9 @@ WEATHER: ChatCompletionFunctionToolParam = {
 
 
 async def _transport_keeps_encoded_paths() -> bool:
-    """Whether `sidecar.upstream` sends `%3A` as is (SigV4 signs the path it was given)."""
-    from sidecar.protocols.base import UpstreamRequest
-    from sidecar.upstream import AttemptTimeouts, HttpTransport
+    """Whether `astra_sidecar.sidecar.upstream` sends `%3A` as is (SigV4 signs the path it was given)."""
+    from astra_sidecar.sidecar.protocols.base import UpstreamRequest
+    from astra_sidecar.sidecar.upstream import AttemptTimeouts, HttpTransport
 
     seen: list[str] = []
 

@@ -1,6 +1,6 @@
 """`ClusterBreaker` (sidecar/resilience/breaker.py) on a ManualClock: every transition, every edge.
 
-The policy (`compiler.table.BreakerPolicy`): closed → open at `failure_threshold` failures inside
+The policy (`astra_sidecar.compiler.table.BreakerPolicy`): closed → open at `failure_threshold` failures inside
 `window_ms`; open refuses until `cooldown_ms` have passed, then half-open lets one probe at a time
 through; `success_threshold` probe successes close it, one probe failure re-opens it.
 """
@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from compiler.table import BreakerPolicy
-from sidecar.clock import ManualClock
-from sidecar.resilience.breaker import CLOSED, HALF_OPEN, OPEN, ClusterBreaker, Permit
+from astra_sidecar.compiler.table import BreakerPolicy
+from astra_sidecar.sidecar.clock import ManualClock
+from astra_sidecar.sidecar.resilience.breaker import CLOSED, HALF_OPEN, OPEN, ClusterBreaker, Permit
 
 #: The window is longer than the cooldown, so failures from before an opening are still inside
 #: the window after it: only an explicit reset can forget them.

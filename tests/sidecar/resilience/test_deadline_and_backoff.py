@@ -18,7 +18,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from sidecar.clock import ManualClock
+from astra_sidecar.sidecar.clock import ManualClock
 from tests.fakes.openai_upstream import Step, completion, error
 from tests.sidecar.harness import compile_yaml, running_sidecar
 from tests.sidecar.resilience.two_providers import ENV, Upstreams, chat, two_provider_yaml, two_upstreams

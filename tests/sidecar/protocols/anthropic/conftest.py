@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestServer
 
-from sidecar.clock import ManualClock
+from astra_sidecar.sidecar.clock import ManualClock
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.sidecar.harness import compile_yaml, running_sidecar

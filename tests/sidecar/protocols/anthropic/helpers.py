@@ -22,7 +22,7 @@ from anthropic import AsyncAnthropic
 from anthropic.types import MessageParam, ToolParam
 from openai.types.chat import ChatCompletion
 
-from compiler.table import (
+from astra_sidecar.compiler.table import (
     Agent,
     BreakerPolicy,
     Cluster,
@@ -33,8 +33,8 @@ from compiler.table import (
     Timeouts,
     ToolPolicy,
 )
-from sidecar.protocols.anthropic.adapter import AnthropicAdapter
-from sidecar.protocols.base import AuthMaterial, Secret
+from astra_sidecar.sidecar.protocols.anthropic.adapter import AnthropicAdapter
+from astra_sidecar.sidecar.protocols.base import AuthMaterial, Secret
 from tests.fakes.anthropic_upstream import FakeAnthropic, ToolUse, tool_message, usage, validate_request
 from tests.fakes.openai_upstream import FakeOpenAI, Step
 from tests.sidecar.harness import Sidecar

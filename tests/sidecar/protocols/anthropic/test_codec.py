@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.errors import ClientError
-from sidecar.protocols.anthropic import ingress
-from sidecar.protocols.anthropic.ingress import CODEC
-from sidecar.protocols.codec import RequestSize, Route
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.anthropic import ingress
+from astra_sidecar.sidecar.protocols.anthropic.ingress import CODEC
+from astra_sidecar.sidecar.protocols.codec import RequestSize, Route
 from tests.sidecar.protocols.anthropic.helpers import USER, WEATHER
 
 ROUTE = {"agent": "claude-native"}

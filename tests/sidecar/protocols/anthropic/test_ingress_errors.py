@@ -9,8 +9,8 @@ import aiohttp
 import anthropic
 import pytest
 
-from sidecar.protocols.anthropic.ingress import CODEC
-from sidecar.protocols.base import Failure
+from astra_sidecar.sidecar.protocols.anthropic.ingress import CODEC
+from astra_sidecar.sidecar.protocols.base import Failure
 from tests.fakes.anthropic_upstream import (
     ErrorReply,
     Reply,

@@ -1,5 +1,5 @@
 """Anthropic Messages ⇄ OpenAI translation, without a network
-(`sidecar.protocols.anthropic.ingress_translate`, `ingress_stream`).
+(`astra_sidecar.sidecar.protocols.anthropic.ingress_translate`, `ingress_stream`).
 """
 
 from __future__ import annotations
@@ -9,9 +9,12 @@ from typing import Any
 
 import pytest
 
-from sidecar.errors import ClientError
-from sidecar.protocols.anthropic.ingress_stream import AnthropicStreamEncoder
-from sidecar.protocols.anthropic.ingress_translate import message_from_completion, openai_request
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.anthropic.ingress_stream import AnthropicStreamEncoder
+from astra_sidecar.sidecar.protocols.anthropic.ingress_translate import (
+    message_from_completion,
+    openai_request,
+)
 from tests.sidecar.protocols.anthropic.helpers import (
     USER,
     WEATHER,

@@ -13,12 +13,12 @@ from typing import Any
 import orjson
 import pytest
 
-from sidecar.errors import UpstreamMalformedError, UpstreamStatusError, UpstreamStreamError
-from sidecar.protocols.anthropic.native import NATIVE
-from sidecar.protocols.anthropic.policy_access import ACCESS
-from sidecar.protocols.base import Usage
-from sidecar.protocols.codec import IngressCall
-from sidecar.protocols.openai import wire as shapes
+from astra_sidecar.sidecar.errors import UpstreamMalformedError, UpstreamStatusError, UpstreamStreamError
+from astra_sidecar.sidecar.protocols.anthropic.native import NATIVE
+from astra_sidecar.sidecar.protocols.anthropic.policy_access import ACCESS
+from astra_sidecar.sidecar.protocols.base import Usage
+from astra_sidecar.sidecar.protocols.codec import IngressCall
+from astra_sidecar.sidecar.protocols.openai import wire as shapes
 from tests.fakes.anthropic_upstream import (
     encode_events,
     error_event,

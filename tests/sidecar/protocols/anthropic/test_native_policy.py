@@ -1,12 +1,12 @@
-"""The agent's policy (`sidecar.policy.agent`) on Anthropic bodies, through `ACCESS`, end to end."""
+"""The agent's policy (`astra_sidecar.sidecar.policy.agent`) on Anthropic bodies, through `ACCESS`, end to end."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from sidecar.policy.agent import AgentPolicy
-from sidecar.protocols.anthropic.policy_access import ACCESS
+from astra_sidecar.sidecar.policy.agent import AgentPolicy
+from astra_sidecar.sidecar.protocols.anthropic.policy_access import ACCESS
 from tests.sidecar.harness import compile_yaml
 from tests.sidecar.protocols.anthropic.helpers import (
     USER,

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from compiler.table import PromptCache
-from sidecar.errors import ClientError
-from sidecar.protocols.anthropic.policy_access import ACCESS
+from astra_sidecar.compiler.table import PromptCache
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.anthropic.policy_access import ACCESS
 from tests.sidecar.protocols.anthropic.helpers import USER, WEATHER, Json
 
 EPHEMERAL = {"type": "ephemeral"}

@@ -1,11 +1,11 @@
-"""The Anthropic adapter's error classification (`sidecar.protocols.anthropic.upstream_errors`)."""
+"""The Anthropic adapter's error classification (`astra_sidecar.sidecar.protocols.anthropic.upstream_errors`)."""
 
 from __future__ import annotations
 
 import orjson
 import pytest
 
-from sidecar.protocols.base import Failure
+from astra_sidecar.sidecar.protocols.base import Failure
 from tests.sidecar.protocols.anthropic.helpers import (
     ADAPTER,
     CLUSTER,

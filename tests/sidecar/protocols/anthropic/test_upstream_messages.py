@@ -1,5 +1,5 @@
 """The Anthropic adapter's conversation: system hoisting and its cache mark, turn alternation,
-tool-call history and images (`sidecar.protocols.anthropic.upstream_messages`).
+tool-call history and images (`astra_sidecar.sidecar.protocols.anthropic.upstream_messages`).
 """
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from sidecar.errors import ClientError
+from astra_sidecar.sidecar.errors import ClientError
 from tests.sidecar.protocols.anthropic.helpers import (
     PNG_B64,
     TIME_TOOL,

@@ -1,5 +1,5 @@
 """The Anthropic adapter's request envelope: URL, headers, max_tokens, sampling, dropped and
-refused parameters (`sidecar.protocols.anthropic.upstream_request`); every translated request
+refused parameters (`astra_sidecar.sidecar.protocols.anthropic.upstream_request`); every translated request
 must pass the fake upstream's copy of the API's own rules (`helpers.build`).
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 import pytest
 
-from sidecar.errors import ClientError
-from sidecar.protocols.base import AuthMaterial
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.base import AuthMaterial
 from tests.sidecar.protocols.anthropic.helpers import (
     ADAPTER,
     AGENT,

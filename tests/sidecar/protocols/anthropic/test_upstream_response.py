@@ -1,5 +1,5 @@
 """The Anthropic adapter's whole answers: every translated response must parse as
-`openai.types.chat.ChatCompletion` (`sidecar.protocols.anthropic.upstream_response`).
+`openai.types.chat.ChatCompletion` (`astra_sidecar.sidecar.protocols.anthropic.upstream_response`).
 """
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from sidecar.errors import UpstreamMalformedError, UpstreamStatusError
-from sidecar.protocols.anthropic.upstream_tools import JSON_TOOL_NAME
+from astra_sidecar.sidecar.errors import UpstreamMalformedError, UpstreamStatusError
+from astra_sidecar.sidecar.protocols.anthropic.upstream_tools import JSON_TOOL_NAME
 from tests.fakes.anthropic_upstream import (
     ToolUse,
     message,

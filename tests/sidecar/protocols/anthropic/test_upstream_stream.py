@@ -1,6 +1,6 @@
 """The Anthropic adapter's streams: every chunk must parse as `ChatCompletionChunk`; streams are
 produced by the fake's encoder and fed at awkward boundaries
-(`sidecar.protocols.anthropic.upstream_stream`).
+(`astra_sidecar.sidecar.protocols.anthropic.upstream_stream`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai.types.chat import ChatCompletionChunk
 
-from sidecar.errors import UpstreamStreamError
-from sidecar.protocols.anthropic.upstream_stream import AnthropicStreamTranslator
-from sidecar.protocols.anthropic.upstream_tools import JSON_TOOL_NAME
-from sidecar.protocols.base import Usage
+from astra_sidecar.sidecar.errors import UpstreamStreamError
+from astra_sidecar.sidecar.protocols.anthropic.upstream_stream import AnthropicStreamTranslator
+from astra_sidecar.sidecar.protocols.anthropic.upstream_tools import JSON_TOOL_NAME
+from astra_sidecar.sidecar.protocols.base import Usage
 from tests.fakes.anthropic_upstream import (
     ToolUse,
     encode_events,

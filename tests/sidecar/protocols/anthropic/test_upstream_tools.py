@@ -1,5 +1,5 @@
 """The Anthropic adapter's tools, tool_choice and JSON mode, native and emulated
-(`sidecar.protocols.anthropic.upstream_tools`, `upstream_request`).
+(`astra_sidecar.sidecar.protocols.anthropic.upstream_tools`, `upstream_request`).
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sidecar.protocols.anthropic.upstream_tools import JSON_TOOL_NAME
+from astra_sidecar.sidecar.protocols.anthropic.upstream_tools import JSON_TOOL_NAME
 from tests.sidecar.protocols.anthropic.helpers import (
     TIME_TOOL,
     WEATHER_TOOL,

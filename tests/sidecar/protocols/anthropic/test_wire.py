@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.protocols.anthropic import wire
-from sidecar.protocols.openai import wire as shapes
+from astra_sidecar.sidecar.protocols.anthropic import wire
+from astra_sidecar.sidecar.protocols.openai import wire as shapes
 
 
 def test_error_types_are_the_inverse_of_their_statuses_plus_the_sidecars_503() -> None:

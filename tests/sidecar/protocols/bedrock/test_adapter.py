@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from compiler.table import (
+from astra_sidecar.compiler.table import (
     Agent,
     BreakerPolicy,
     Cluster,
@@ -30,9 +30,14 @@ from compiler.table import (
     Timeouts,
     ToolPolicy,
 )
-from sidecar.errors import ClientError, UpstreamError, UpstreamMalformedError, UpstreamStreamError
-from sidecar.protocols.base import AuthMaterial, AwsCredentials, Failure, Secret
-from sidecar.protocols.bedrock import BedrockAdapter
+from astra_sidecar.sidecar.errors import (
+    ClientError,
+    UpstreamError,
+    UpstreamMalformedError,
+    UpstreamStreamError,
+)
+from astra_sidecar.sidecar.protocols.base import AuthMaterial, AwsCredentials, Failure, Secret
+from astra_sidecar.sidecar.protocols.bedrock import BedrockAdapter
 from tests.fakes import bedrock_upstream as fake
 from tests.fakes.bedrock_upstream import (
     Answer,

@@ -19,7 +19,7 @@ from google import genai
 from google.genai import types
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from compiler.table import (
+from astra_sidecar.compiler.table import (
     Agent,
     BreakerPolicy,
     Cluster,
@@ -30,8 +30,8 @@ from compiler.table import (
     ToolPolicy,
     VertexTarget,
 )
-from sidecar.protocols.base import AuthMaterial, Secret
-from sidecar.protocols.gemini import AI_STUDIO_BASE_URL, GeminiAdapter
+from astra_sidecar.sidecar.protocols.base import AuthMaterial, Secret
+from astra_sidecar.sidecar.protocols.gemini import AI_STUDIO_BASE_URL, GeminiAdapter
 from tests.fakes.gemini_upstream import FakeGemini, FakeGoogleOAuth, new_rsa_key
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.sidecar.harness import compile_yaml, running_sidecar

@@ -15,9 +15,9 @@ import orjson
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from sidecar.errors import UpstreamMalformedError, UpstreamStatusError, UpstreamStreamError
-from sidecar.protocols.base import Failure
-from sidecar.protocols.gemini import (
+from astra_sidecar.sidecar.errors import UpstreamMalformedError, UpstreamStatusError, UpstreamStreamError
+from astra_sidecar.sidecar.protocols.base import Failure
+from astra_sidecar.sidecar.protocols.gemini import (
     call_nonce,
 )
 from tests.fakes.gemini_upstream import (

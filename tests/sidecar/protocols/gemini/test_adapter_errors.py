@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 import pytest
 
-from sidecar.protocols.base import Failure
-from sidecar.protocols.gemini import (
+from astra_sidecar.sidecar.protocols.base import Failure
+from astra_sidecar.sidecar.protocols.gemini import (
     parse_duration,
 )
 from tests.fakes.gemini_upstream import (

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from compiler.table import (
+from astra_sidecar.compiler.table import (
     VertexTarget,
 )
-from sidecar.errors import ClientError
-from sidecar.protocols.base import AuthMaterial
-from sidecar.protocols.gemini import (
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.base import AuthMaterial
+from astra_sidecar.sidecar.protocols.gemini import (
     AI_STUDIO_BASE_URL,
 )
 from tests.sidecar.protocols.gemini.helpers import (

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from sidecar.errors import ClientError
-from sidecar.protocols.gemini import (
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.gemini import (
     call_nonce,
     clean_parameters,
     decode_call_id,

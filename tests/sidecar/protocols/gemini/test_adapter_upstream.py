@@ -8,12 +8,12 @@ import aiohttp
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from compiler.table import (
+from astra_sidecar.compiler.table import (
     Cluster,
     VertexTarget,
 )
-from sidecar.errors import UpstreamStreamError
-from sidecar.protocols.base import AuthMaterial, Secret
+from astra_sidecar.sidecar.errors import UpstreamStreamError
+from astra_sidecar.sidecar.protocols.base import AuthMaterial, Secret
 from tests.fakes.gemini_upstream import (
     FakeGemini,
     JsonReply,

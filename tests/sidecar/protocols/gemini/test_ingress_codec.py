@@ -9,10 +9,10 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from sidecar.errors import ClientError
-from sidecar.protocols.codec import RequestSize, Route
-from sidecar.protocols.gemini.ingress import CODEC, unknown_route
-from sidecar.protocols.gemini.ingress_models import get_model, list_models
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.codec import RequestSize, Route
+from astra_sidecar.sidecar.protocols.gemini.ingress import CODEC, unknown_route
+from astra_sidecar.sidecar.protocols.gemini.ingress_models import get_model, list_models
 from tests.sidecar.protocols.gemini.helpers import World
 
 Json = dict[str, Any]

@@ -14,8 +14,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 from google.genai import errors
 
-from sidecar.app import create_app
-from sidecar.clock import ManualClock
+from astra_sidecar.sidecar.app import create_app
+from astra_sidecar.sidecar.clock import ManualClock
 from tests.fakes.gemini_upstream import (
     JsonReply,
     SseReply,

@@ -10,10 +10,10 @@ import orjson
 import pytest
 from google.genai import errors, types
 
-from sidecar.errors import ClientError
-from sidecar.protocols.gemini.ingress_request import parse_request
-from sidecar.protocols.gemini.ingress_stream import GeminiStreamEncoder
-from sidecar.protocols.gemini.ingress_translate import to_openai_body
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.gemini.ingress_request import parse_request
+from astra_sidecar.sidecar.protocols.gemini.ingress_stream import GeminiStreamEncoder
+from astra_sidecar.sidecar.protocols.gemini.ingress_translate import to_openai_body
 from tests.sidecar.protocols.gemini.helpers import (
     GENAI_WARNINGS,
     HI,

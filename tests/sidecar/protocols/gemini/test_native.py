@@ -13,14 +13,14 @@ from typing import Any
 import orjson
 import pytest
 
-from compiler.table import VertexTarget
-from sidecar.errors import UpstreamMalformedError, UpstreamStatusError, UpstreamStreamError
-from sidecar.protocols.base import AuthMaterial, Secret, Usage
-from sidecar.protocols.codec import IngressCall
-from sidecar.protocols.gemini import GeminiStreamTranslator
-from sidecar.protocols.gemini.errors import failure_from_error
-from sidecar.protocols.gemini.native import NATIVE
-from sidecar.protocols.gemini.policy_access import ACCESS
+from astra_sidecar.compiler.table import VertexTarget
+from astra_sidecar.sidecar.errors import UpstreamMalformedError, UpstreamStatusError, UpstreamStreamError
+from astra_sidecar.sidecar.protocols.base import AuthMaterial, Secret, Usage
+from astra_sidecar.sidecar.protocols.codec import IngressCall
+from astra_sidecar.sidecar.protocols.gemini import GeminiStreamTranslator
+from astra_sidecar.sidecar.protocols.gemini.errors import failure_from_error
+from astra_sidecar.sidecar.protocols.gemini.native import NATIVE
+from astra_sidecar.sidecar.protocols.gemini.policy_access import ACCESS
 from tests.fakes.gemini_upstream import (
     blocked_prompt_response,
     candidate,

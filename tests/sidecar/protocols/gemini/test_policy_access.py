@@ -1,5 +1,5 @@
 """`ACCESS`, the agent policy's accessors for Gemini bodies, pinned to what the native path did
-before the policy was written once (`sidecar.policy.agent`)."""
+before the policy was written once (`astra_sidecar.sidecar.policy.agent`)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from compiler.table import PromptCache, ToolPolicy
-from sidecar.errors import ClientError
-from sidecar.protocols.gemini.ingress_request import parse_request
-from sidecar.protocols.gemini.policy_access import ACCESS
+from astra_sidecar.compiler.table import PromptCache, ToolPolicy
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.gemini.ingress_request import parse_request
+from astra_sidecar.sidecar.protocols.gemini.policy_access import ACCESS
 
 Json = dict[str, Any]
 

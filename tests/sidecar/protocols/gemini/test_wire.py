@@ -1,4 +1,4 @@
-"""The paired wire facts of `sidecar.protocols.gemini.wire`, and both directions reading them."""
+"""The paired wire facts of `astra_sidecar.sidecar.protocols.gemini.wire`, and both directions reading them."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from typing import Any
 import orjson
 import pytest
 
-from sidecar.protocols.base import Failure, Usage
-from sidecar.protocols.gemini.errors import classify
-from sidecar.protocols.gemini.ingress_errors import error_object, rpc_status
-from sidecar.protocols.gemini.ingress_response import usage_metadata
-from sidecar.protocols.gemini.wire import (
+from astra_sidecar.sidecar.protocols.base import Failure, Usage
+from astra_sidecar.sidecar.protocols.gemini.errors import classify
+from astra_sidecar.sidecar.protocols.gemini.ingress_errors import error_object, rpc_status
+from astra_sidecar.sidecar.protocols.gemini.ingress_response import usage_metadata
+from astra_sidecar.sidecar.protocols.gemini.wire import (
     GEMINI_FINISH_BY_OPENAI,
     HTTP_STATUS_BY_RPC,
     OPENAI_FINISH_BY_GEMINI,

@@ -1,0 +1,1 @@
+../../astra_sidecar/__init__.py

@@ -1,0 +1,1 @@
+../../astra_sidecar/__main__.py
