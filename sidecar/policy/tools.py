@@ -22,7 +22,7 @@ Every block calls `on_block(name)` (the caller counts it in
 Native pass-through (an Anthropic or Gemini client on a cluster of the same format) relays the
 upstream's bytes unchanged and is not filtered here: agents with a restrictive policy (an allow
 list, or a non-empty deny list) are therefore always served on the translated path
-(`astra_sidecar.sidecar.serving.flow.TranslatedCall`), and agents without one keep the native fast path and pay
+(`astra_sidecar.sidecar.serving.calls.ForeignCall`), and agents without one keep the native fast path and pay
 nothing for this module.
 """
 
