@@ -1,4 +1,5 @@
-"""Routing-table objects for unit tests: the `astra_sidecar.compiler.table` dataclasses with sensible defaults.
+"""Routing-table objects for unit tests: the `astra_sidecar.compiler.table` dataclasses, with
+sensible defaults.
 
 Each builder takes the fields a test cares about as keyword overrides and fills in the rest the
 way the compiler would for that provider (wire format, auth style, credentials and request rules

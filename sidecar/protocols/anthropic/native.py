@@ -14,7 +14,7 @@ stream's events for its usage, an `event: error`, and a cut before `message_stop
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
@@ -31,9 +31,6 @@ from astra_sidecar.sidecar.protocols.anthropic.wire import messages_url, request
 from astra_sidecar.sidecar.protocols.base import AuthMaterial, Body, UpstreamRequest, Usage
 from astra_sidecar.sidecar.protocols.codec import IngressCall, NativePath, PolicyAccess
 from astra_sidecar.sidecar.sse import SseDecoder, SseEvent
-
-if TYPE_CHECKING:
-    pass
 
 Json = dict[str, Any]
 

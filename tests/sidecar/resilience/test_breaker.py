@@ -1,12 +1,13 @@
 """`ClusterBreaker` (sidecar/resilience/breaker.py) on a ManualClock: every transition, every edge.
 
-The policy (`astra_sidecar.compiler.table.BreakerPolicy`): closed → open at `failure_threshold` failures inside
-`window_ms`; open refuses until `cooldown_ms` have passed, then half-open lets one probe at a time
-through; `success_threshold` probe successes close it, one probe failure re-opens it.
+The policy (`astra_sidecar.compiler.table.BreakerPolicy`): closed → open at `failure_threshold`
+failures inside `window_ms`; open refuses until `cooldown_ms` have passed, then half-open lets one
+probe at a time through; `success_threshold` probe successes close it, one probe failure re-opens it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import pytest
@@ -56,18 +57,12 @@ class Rig:
 
 
 def rig(**overrides: int) -> Rig:
-    fields = {
-        "failure_threshold": POLICY.failure_threshold,
-        "window_ms": POLICY.window_ms,
-        "cooldown_ms": POLICY.cooldown_ms,
-        "success_threshold": POLICY.success_threshold,
-        **overrides,
-    }
+    """A breaker on `POLICY` with `overrides`, its clock, and the transitions it reports."""
     clock = ManualClock()
     changes: list[Change] = []
     breaker = ClusterBreaker(
         "openai:gpt-test:http://upstream/v1",
-        BreakerPolicy(**fields),
+        dataclasses.replace(POLICY, **overrides),
         clock,
         on_change=lambda old, new: changes.append((old, new)),
     )
