@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import argparse
 
-from astra_sidecar.compiler.cli import COMPILER_VERBS, SubParsers, Verb, build_parser, run_command
+from astra_sidecar.compiler.cli import (
+    COMPILER_VERBS,
+    HELP_FORMAT,
+    SubParsers,
+    Verb,
+    build_parser,
+    credential_variables,
+    run_command,
+)
 from astra_sidecar.compiler.loader import load_routing_table
 
 DESCRIPTION = "Compile, lint and serve astra.yml LLM gateway configs."
@@ -24,12 +32,61 @@ def _run_serve(args: argparse.Namespace) -> int:
     return status
 
 
+SERVE_EXIT = """exit status:
+  0  stopped by SIGTERM or SIGINT after draining
+  2  usage error; the config cannot be read, compiled or served here (e.g. a Vertex AI agent
+     without the `vertex` extra); the address cannot be bound (port in use, unknown host)"""
+
+SERVE_SIGNALS = """signals: SIGHUP reloads CONFIG (so does saving it); SIGTERM/SIGINT drain and stop.
+Logs are JSON lines on stderr."""
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is out of range: a port is 0-65535 (0: any free port)")
+    return port
+
+
+def _workers(text: str) -> int:
+    try:
+        workers = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if workers < 1:
+        raise argparse.ArgumentTypeError(f"{workers}: at least 1 worker")
+    return workers
+
+
 def add_serve(verbs: SubParsers) -> None:
-    serve = verbs.add_parser("serve", help="run the sidecar proxy")
+    serve = verbs.add_parser(
+        "serve",
+        help="run the sidecar proxy",
+        description="Serve an astra.yml (compiled at start) or a compiled routing table: the OpenAI, "
+        "Anthropic and Gemini APIs, /healthz, /readyz and /metrics on one port.",
+        epilog="\n\n".join(
+            (
+                SERVE_EXIT,
+                SERVE_SIGNALS,
+                "environment (read at start and on reload):\n" + credential_variables(),
+            )
+        ),
+        formatter_class=HELP_FORMAT,
+    )
     serve.add_argument("config", metavar="CONFIG_OR_TABLE", help="astra.yml or a compiled routing table")
-    serve.add_argument("--host", help="listen address (default: settings.listen.host)")
-    serve.add_argument("--port", type=int, help="listen port (default: settings.listen.port)")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+    serve.add_argument("--host", help="listen address (default: settings.listen.host, 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=_port, help="listen port, 0-65535 (default: settings.listen.port, 8080)"
+    )
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="worker processes sharing the port; /metrics shows their totals (default: 1)",
+    )
     serve.set_defaults(run=_run_serve)
 
 

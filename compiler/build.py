@@ -27,6 +27,7 @@ from typing import Any
 
 from astra_sidecar.compiler.config import AgentConfig, AgentRef, Config, Target
 from astra_sidecar.compiler.diagnostics import Diagnostic, suggestion
+from astra_sidecar.compiler.fleet_table import quotas_json, state_json
 from astra_sidecar.compiler.providers import (
     PROVIDERS,
     ProviderSpec,
@@ -319,6 +320,7 @@ def _agent_json(config: Config, agent: AgentConfig, plan: list[PlanEntry]) -> Js
         "requestTimeoutMs": body.get("requestTimeoutMs")
         or _layer("$defs/settings", settings)["requestTimeoutMs"],
         "promptCache": _layer("$defs/agent/properties/promptCache", body.get("promptCache")),
+        **quotas_json(body.get("quotas"), settings),
     }
 
 
@@ -329,7 +331,19 @@ def _settings_json(settings: Mapping[str, Any]) -> Json:
         "drainGraceMs": gateway["drainGraceMs"],
         "maxBodyBytes": gateway["maxBodyBytes"],
         "inboundTokenEnv": settings.get("inboundAuth", {}).get("tokenEnv"),
+        **state_json(settings.get("state")),
+        **_limits_json(settings),
     }
+
+
+def _limits_json(settings: Mapping[str, Any]) -> Json:
+    """`limits` (defaults filled) and `protectMetrics`, only when set: other tables keep their hash."""
+    out: Json = {}
+    if "limits" in settings:
+        out["limits"] = _layer("$defs/settings/properties/limits", settings["limits"])
+    if settings.get("inboundAuth", {}).get("protectMetrics"):
+        out["protectMetrics"] = True
+    return out
 
 
 def build_table(config: Config, source_sha256: str) -> BuildResult:

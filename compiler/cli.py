@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 import tempfile
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeAlias
@@ -29,6 +30,7 @@ from astra_sidecar.compiler.diagnostics import (
 from astra_sidecar.compiler.diff import add_parser as add_diff
 from astra_sidecar.compiler.explain import explain_agent
 from astra_sidecar.compiler.loader import CompileError, compile_file, load_routing_table
+from astra_sidecar.compiler.providers import PROVIDERS
 from astra_sidecar.compiler.table import dump_table_json
 
 Run = Callable[[argparse.Namespace], int]
@@ -37,6 +39,37 @@ SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 Verb = Callable[[SubParsers], None]
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+
+LINT_EXIT = """exit status:
+  0  no errors (warnings allowed unless --strict)
+  1  errors in a file (or warnings with --strict)
+  2  usage error, or a file cannot be read"""
+
+
+def credential_variables() -> str:
+    """The environment variables the providers read, one per line (for the --help pages)."""
+    keys = sorted({spec.api_key_env for spec in PROVIDERS.values() if spec.api_key_env})
+    bases = sorted({spec.base_url_env for spec in PROVIDERS.values() if spec.base_url_env})
+    return "\n".join(
+        [
+            textwrap.fill(", ".join(keys), width=96, initial_indent="  ", subsequent_indent="  "),
+            "      API keys of the providers (an agent's `credentials:` may name another variable)",
+            *(f"  {name}\n      base URL of a local server when the agent has no endpoint" for name in bases),
+            "  AWS_REGION / AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE …",
+            "      Bedrock: region and botocore's credential chain",
+            "  ASTRA_GEMINI_VERTEX_AI_ENABLED, …_PROJECT, …_LOCATION, …_CREDENTIALS_FILE",
+            "      Gemini through Vertex AI (needs: pip install 'astra-sidecar[vertex]');",
+            "      GOOGLE_APPLICATION_CREDENTIALS for Application Default Credentials",
+        ]
+    )
+
+
+def _epilog(*parts: str) -> str:
+    return "\n\n".join(parts)
+
+
+#: --help pages keep their line breaks (exit status and variable lists).
+HELP_FORMAT = argparse.RawDescriptionHelpFormatter
 
 
 def _status(diagnostics: Sequence[Diagnostic], *, strict: bool = False) -> int:
@@ -68,17 +101,36 @@ def _run_lint(args: argparse.Namespace) -> int:
 
 
 def add_lint(verbs: SubParsers) -> None:
-    lint = verbs.add_parser("lint", help="check astra.yml files and report diagnostics")
-    lint.add_argument("files", nargs="+", metavar="FILE")
+    lint = verbs.add_parser(
+        "lint",
+        help="check astra.yml files and report diagnostics",
+        description="Check astra.yml files; every independent mistake of a file is reported in one run.",
+        epilog=_epilog(LINT_EXIT, "environment (read with --check-env):\n" + credential_variables()),
+        formatter_class=HELP_FORMAT,
+    )
+    lint.add_argument("files", nargs="+", metavar="FILE", help="astra.yml files to check")
     lint.add_argument(
-        "--format", choices=sorted(FORMATTERS), default="text", help="output format (default: text)"
+        "--format",
+        choices=sorted(FORMATTERS),
+        default="text",
+        help="output format: text (file:line:col), json or sarif (default: text)",
     )
     lint.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
-    lint.add_argument("--check-env", action="store_true", help="warn about unset credential variables")
+    lint.add_argument(
+        "--check-env",
+        action="store_true",
+        help="warn (AST215) about unset credential variables and a Vertex AI agent without google-auth",
+    )
     lint.set_defaults(run=_run_lint)
 
 
 # --- compile ------------------------------------------------------------------------------------
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _write_atomically(path: str, text: str) -> None:
@@ -87,6 +139,7 @@ def _write_atomically(path: str, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())  # mkstemp's 0600 → what open() would give
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -132,9 +185,22 @@ def _run_compile(args: argparse.Namespace) -> int:
 
 
 def add_compile(verbs: SubParsers) -> None:
-    comp = verbs.add_parser("compile", help="compile astra.yml into a routing table (JSON)")
-    comp.add_argument("file", metavar="FILE")
-    comp.add_argument("-o", "--output", metavar="OUT", help="write the table here (default: stdout)")
+    comp = verbs.add_parser(
+        "compile",
+        help="compile astra.yml into a routing table (JSON)",
+        description="Compile astra.yml into the routing table `astra serve` runs (diagnostics on stderr).",
+        epilog=_epilog(
+            "exit status:\n  0  compiled (or, with --check, OUT is up to date)\n"
+            "  1  errors in FILE, or --check found OUT out of date\n"
+            "  2  usage error, or FILE cannot be read or OUT written",
+            "environment: none is read (credentials are looked up when `astra serve` starts).",
+        ),
+        formatter_class=HELP_FORMAT,
+    )
+    comp.add_argument("file", metavar="FILE", help="the astra.yml to compile")
+    comp.add_argument(
+        "-o", "--output", metavar="OUT", help="write the table here, atomically (default: stdout)"
+    )
     comp.add_argument(
         "--check", action="store_true", help="exit 1 when OUT differs from what FILE compiles to"
     )
@@ -163,9 +229,18 @@ def _run_explain(args: argparse.Namespace) -> int:
 
 
 def add_explain(verbs: SubParsers) -> None:
-    exp = verbs.add_parser("explain", help="describe one agent's resolved route in plain words")
+    exp = verbs.add_parser(
+        "explain",
+        help="describe one agent's resolved route in plain words",
+        description="Describe one agent: its plan, retries, timeouts, worst-case latency and policy.",
+        epilog=_epilog(
+            "exit status:\n  0  explained\n  1  errors in FILE\n  2  unknown AGENT, or FILE cannot be read",
+            "environment: none is read.",
+        ),
+        formatter_class=HELP_FORMAT,
+    )
     exp.add_argument("file", metavar="FILE", help="astra.yml or a compiled routing table")
-    exp.add_argument("agent", metavar="AGENT")
+    exp.add_argument("agent", metavar="AGENT", help="the agent id (the `model` callers send)")
     exp.set_defaults(run=_run_explain)
 
 
@@ -191,7 +266,13 @@ class _Version(argparse.Action):
 
 def build_parser(verbs: Sequence[Verb], description: str) -> argparse.ArgumentParser:
     """The `astra` parser with `--version` and one sub-command per verb."""
-    parser = argparse.ArgumentParser(prog="astra", description=description)
+    parser = argparse.ArgumentParser(
+        prog="astra",
+        description=description,
+        epilog="exit status: 0 success; 1 errors in the input; 2 usage or I/O errors.\n"
+        "Each command's --help lists its arguments, exit status and environment variables.",
+        formatter_class=HELP_FORMAT,
+    )
     parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in verbs:

@@ -2,25 +2,35 @@
 
 Stages, each run only when the ones before found no errors: YAML with positions → JSON Schema →
 document checks → build (clusters, plans) → table checks. Warnings never stop the pipeline.
+One exception, so `astra lint` reports every independent mistake in one run: when the schema's
+errors all lie inside agents, the document checks still run on the agents that passed it.
+
+`--check-env` (an `env` given) also warns (AST215) when a Vertex AI cluster meets an install
+without google-auth, the `vertex` extra the sidecar needs for it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from astra_sidecar.compiler.build import build_table
-from astra_sidecar.compiler.config import read_config
+from astra_sidecar.compiler.build import Origins, build_table
+from astra_sidecar.compiler.config import Config, read_config
+from astra_sidecar.compiler.config import _agent as read_agent
 from astra_sidecar.compiler.diagnostics import Diagnostic, format_text, has_errors
 from astra_sidecar.compiler.schemas import TABLE_SCHEMA, validator
 from astra_sidecar.compiler.semantic import check_config
 from astra_sidecar.compiler.table import Json, RoutingTable, TableLoadError, content_hash, table_from_json
 from astra_sidecar.compiler.tablecheck import check_env, check_table
-from astra_sidecar.compiler.validate import validate
+from astra_sidecar.compiler.validate import validate_parts
 from astra_sidecar.compiler.yamlpos import ORIGIN, YamlDocument, dotted, load_bytes, load_text, read_source
+
+#: The sidecar's switch turning every Gemini cluster into a Vertex AI one (sidecar/auth/google.py).
+VERTEX_SWITCH = "ASTRA_GEMINI_VERTEX_AI_ENABLED"
 
 
 class CompileError(TableLoadError):
@@ -47,8 +57,11 @@ def _pipeline(
     doc: YamlDocument, raw: bytes, env: Mapping[str, str] | None, found: list[Diagnostic]
 ) -> Json | None:
     """Run the stages after loading, appending to `found`; the table only when nothing is an error."""
-    found += validate(doc)
+    schema = validate_parts(doc)
+    found += schema.diagnostics
     if has_errors(found):
+        if schema.invalid_agents is not None:
+            found += check_config(_config_without(doc, schema.invalid_agents))
         return None
     config = read_config(doc)
     found += check_config(config)
@@ -62,7 +75,47 @@ def _pipeline(
     found += check_table(doc, frozen, built.origins)
     if env is not None:
         found += check_env(doc, frozen, built.origins, env)
+        found += _vertex_extra(doc, frozen, built.origins, env)
     return None if has_errors(found) else built.table
+
+
+def _config_without(doc: YamlDocument, invalid: frozenset[str | int]) -> Config:
+    """The typed view of the agents that passed the schema (settings and providers did)."""
+    raw = doc.data["agents"]
+    if isinstance(raw, dict):
+        kept = [(("agents", k), k, doc.key_pos(("agents", k)), b) for k, b in raw.items() if k not in invalid]
+    else:
+        kept = [
+            (("agents", i), b["id"], doc.value_pos(("agents", i, "id")), b)
+            for i, b in enumerate(raw)
+            if i not in invalid
+        ]
+    agents = tuple(read_agent(*entry) for entry in kept)
+    return Config(doc, doc.data.get("settings", {}), doc.data.get("providers", {}), agents)
+
+
+def _vertex_extra(
+    doc: YamlDocument, table: RoutingTable, origins: Origins, env: Mapping[str, str]
+) -> list[Diagnostic]:
+    """AST215 once when a Gemini cluster will use Vertex AI but google-auth (the extra) is missing."""
+    if _has_google_auth():
+        return []
+    switched_on = env.get(VERTEX_SWITCH, "").strip().lower() in {"1", "true", "yes", "on"}
+    for key, path in origins.clusters.items():
+        cluster = table.clusters[key]
+        if cluster.wire == "gemini" and (cluster.vertex is not None or switched_on):
+            message = (
+                f"cluster {key} uses Vertex AI, which needs google-auth: pip install 'astra-sidecar[vertex]'"
+            )
+            return [doc.diag(doc.value_pos((*path, "provider")), "AST215", message)]
+    return []
+
+
+def _has_google_auth() -> bool:
+    try:
+        return importlib.util.find_spec("google.auth") is not None
+    except ModuleNotFoundError:  # no `google` namespace at all
+        return False
 
 
 def compile_source(raw: bytes, name: str, *, env: Mapping[str, str] | None = None) -> CompileResult:

@@ -15,6 +15,8 @@ from typing import Any
 
 from astra_sidecar.compiler.config import AgentConfig, Config, Target
 from astra_sidecar.compiler.diagnostics import Diagnostic, suggestion
+from astra_sidecar.compiler.fleet_checks import check_fleet
+from astra_sidecar.compiler.limits_check import check_limits
 from astra_sidecar.compiler.prompts import check_template
 from astra_sidecar.compiler.providers import PROVIDERS, ProviderSpec, canonical_provider, known_provider_names
 from astra_sidecar.compiler.yamlpos import Path
@@ -135,7 +137,7 @@ def _system_prompt(config: Config, agent: AgentConfig) -> Iterator[Diagnostic]:
 
 def check_config(config: Config) -> list[Diagnostic]:
     """Every document-level semantic problem, in no particular order."""
-    found = [*_agent_ids(config), *_provider_section(config)]
+    found = [*_agent_ids(config), *_provider_section(config), *check_limits(config), *check_fleet(config)]
     for agent in config.agents:
         for target in (agent.primary, *agent.fallbacks):
             if isinstance(target, Target):

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 
 from astra_sidecar.compiler.build import Origins
 from astra_sidecar.compiler.diagnostics import Diagnostic
+from astra_sidecar.compiler.fleet_checks import fleet_variables
 from astra_sidecar.compiler.table import Agent, Cluster, RoutingTable
 from astra_sidecar.compiler.table.retry import attempt_budget, unreachable_from
 from astra_sidecar.compiler.yamlpos import Path, YamlDocument
@@ -75,6 +76,7 @@ def _required_variables(table: RoutingTable, origins: Origins) -> Iterator[tuple
     token = table.settings.inbound_token_env
     if token:
         yield token, ("settings", "inboundAuth", "tokenEnv"), "inbound bearer token"
+    yield from fleet_variables(table)
     for key, path in origins.clusters.items():
         cluster = table.clusters[key]
         credentials = cluster.credentials

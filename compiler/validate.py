@@ -4,12 +4,15 @@ Each jsonschema error becomes one diagnostic with a stable code: unknown keys AS
 with a "did you mean"), missing keys AST102 (at the mapping's key), wrong types AST103, invalid
 values AST104 and numbers out of range AST105 (at the value). When a value has the wrong type,
 other complaints about that same value are dropped: they only repeat the type error.
+`validate_parts` also says which agents hold the errors, so the document checks can still run on
+the other agents (`astra_sidecar.compiler.loader`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
@@ -146,10 +149,38 @@ def _relevant(errors: list[ValidationError]) -> Iterator[ValidationError]:
             yield err
 
 
-def validate(doc: YamlDocument) -> list[Diagnostic]:
-    """Every schema violation in `doc`, sorted, each at most once."""
+@dataclass(frozen=True, slots=True)
+class SchemaResult:
+    """The schema's diagnostics, and which agents they are confined to.
+
+    `invalid_agents` holds the key (mapping form) or index (list form) of every agent with an
+    error; it is None when some error lies outside one agent (settings, providers, the shape of
+    `agents` itself), in which case nothing after the schema can be checked.
+    """
+
+    diagnostics: list[Diagnostic]
+    invalid_agents: frozenset[str | int] | None
+
+
+def _agent_of(path: Path) -> str | int | None:
+    return path[1] if len(path) >= 2 and path[0] == "agents" else None
+
+
+def validate_parts(doc: YamlDocument) -> SchemaResult:
+    """Every schema violation in `doc`, sorted, each at most once, and the agents they are in."""
     errors = list(validator(INPUT_SCHEMA).iter_errors(doc.data))
     found: set[Diagnostic] = set()
+    agents: set[str | int] | None = set()
     for err in _relevant(errors):
         found.update(_diagnose(doc, err))
-    return sorted(found)
+        agent = _agent_of(tuple(err.absolute_path))
+        if agent is None:
+            agents = None
+        elif agents is not None:
+            agents.add(agent)
+    return SchemaResult(sorted(found), None if agents is None else frozenset(agents))
+
+
+def validate(doc: YamlDocument) -> list[Diagnostic]:
+    """Every schema violation in `doc`, sorted, each at most once."""
+    return validate_parts(doc).diagnostics

@@ -75,6 +75,8 @@ class BufferedSink:
 class AccessRecord:
     request_id: str
     route: str
+    method: str | None = None
+    path: str | None = None  # never the query string (`?key=` may carry a key)
     agent: str | None = None
     provider: str | None = None
     status: int = 0

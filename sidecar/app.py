@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from astra_sidecar.compiler.table import RoutingTable
-from astra_sidecar.sidecar.accesslog import AccessSink
+from astra_sidecar.sidecar.accesslog import AccessRecord, AccessSink
 from astra_sidecar.sidecar.app_keys import STATE
 from astra_sidecar.sidecar.auth.sources import presented_key
 from astra_sidecar.sidecar.clock import Clock, MonotonicClock
@@ -22,13 +22,22 @@ from astra_sidecar.sidecar.protocols.codec import Handler, IngressCodec
 from astra_sidecar.sidecar.protocols.openai.ingress import CODEC as OPENAI
 from astra_sidecar.sidecar.protocols.registry import INGRESS
 from astra_sidecar.sidecar.runtime import CredentialFactory, SharedState
+from astra_sidecar.sidecar.serving.admission import ADMISSION, Admission
+from astra_sidecar.sidecar.serving.common import request_id
 from astra_sidecar.sidecar.serving.flow import serve
 from astra_sidecar.sidecar.serving.responses import error_response
 from astra_sidecar.sidecar.state import AppState
 
 log = logging.getLogger("astra.sidecar")
 
+#: Open without the inbound token (docs/hardening.md, "Auth"): liveness, readiness (table hash,
+#: agent count, draining) and, unless `inboundAuth.protectMetrics`, the Prometheus metrics
+#: (agent and provider names, counts, latencies; never keys, contents or client-chosen strings).
 _OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def _open_paths(table: RoutingTable) -> frozenset[str]:
+    return _OPS_PATHS - {"/metrics"} if table.settings.protect_metrics else _OPS_PATHS
 
 
 def create_app(
@@ -54,10 +63,11 @@ def create_app(
     state = AppState(table, shared, source_path)
     codecs: dict[web.AbstractResource, IngressCodec] = {}
     app = web.Application(
-        middlewares=[_guard(_inbound_token(table, shared.env), codecs)],
+        middlewares=[_guard(_inbound_token(table, shared.env), codecs, _open_paths(table))],
         client_max_size=table.settings.max_body_bytes,
     )
     app[STATE] = state
+    app[ADMISSION] = Admission()
     for codec in INGRESS:
         _add_ingress(app, codec, codecs)
     app.router.add_get("/healthz", healthz)
@@ -110,12 +120,14 @@ def _presented_token(request: web.Request) -> str:
     return headers.get("x-astra-token") or presented_key(headers) or request.query.get("key", "")
 
 
-def _guard(token: str | None, codecs: Mapping[web.AbstractResource, IngressCodec]) -> Middleware:
+def _guard(
+    token: str | None, codecs: Mapping[web.AbstractResource, IngressCodec], open_paths: frozenset[str] = _OPS_PATHS
+) -> Middleware:
     """Inbound auth (when configured), JSON errors for unknown routes, and no traceback ever."""
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token is not None and request.path not in _OPS_PATHS:
+        if token is not None and request.path not in open_paths:
             presented = _presented_token(request)
             if not token or not hmac.compare_digest(presented.encode(), token.encode()):
                 return error_response(
@@ -127,6 +139,7 @@ def _guard(token: str | None, codecs: Mapping[web.AbstractResource, IngressCodec
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
+            _unrouted_access_line(request, exc.status, "route_not_found" if exc.status in (404, 405) else None)
             return error_response(
                 _codec_of(request, codecs), Failure(exc.status, _http_error_type(exc.status), exc.reason, code=None)
             )
@@ -138,6 +151,15 @@ def _guard(token: str | None, codecs: Mapping[web.AbstractResource, IngressCodec
             )
 
     return guard
+
+
+def _unrouted_access_line(request: web.Request, status: int, code: str | None) -> None:
+    """The one access line of a request no route served (method and path, never the query)."""
+    record = AccessRecord(
+        request_id=request_id(request), route="none", method=request.method, path=request.path,
+        status=status, error_code=code,
+    )  # fmt: skip
+    record.emit(request.app[STATE].shared.access_sink)
 
 
 def _codec_of(request: web.Request, codecs: Mapping[web.AbstractResource, IngressCodec]) -> IngressCodec:

@@ -8,6 +8,10 @@
     │   ├── UpstreamStatusError     the upstream answered with an error status
     │   ├── UpstreamNetworkError    connect refused/reset, read timeout: no usable HTTP answer
     │   ├── UpstreamMalformedError  an HTTP answer that is not what the provider's API returns
+    │   ├── UpstreamTooLargeError   an answer over one of the read limits (size, SSE line, frame,
+    │   │                           headers, decompression) or refused outright (a redirect, an
+    │   │                           encoding the sidecar did not ask for): never retried on the
+    │   │                           same cluster, counts against its breaker, falls back
     │   └── UpstreamStreamError     the upstream failed after the first byte reached the client
     ├── BreakerOpenError            the cluster's breaker refused the attempt (→ next fallback)
     ├── AllClustersOpenError        every cluster in the plan is open → 503
@@ -90,6 +94,16 @@ class UpstreamStreamError(UpstreamError):
     pass
 
 
+class UpstreamTooLargeError(UpstreamError):
+    """An upstream answer the sidecar refuses to read on (see `astra_sidecar.sidecar.limits`).
+    Counted as `too_large` in `astra_upstream_attempts_total` (code `upstream_too_large`, or
+    `upstream_refused` for a redirect or an unasked-for encoding). The same upstream would answer
+    the same way, so it is not retried there; it counts against the breaker and falls back."""
+
+    def __init__(self, what: str, cluster: str = "", *, code: str = "too_large") -> None:
+        super().__init__(refused_failure(what, code), cluster)
+
+
 class BreakerOpenError(AstraError):
     def __init__(self, cluster: str) -> None:
         super().__init__(
@@ -147,6 +161,18 @@ def malformed_failure(what: str, provider: str = "the provider") -> Failure:
         message=f"{provider} returned a malformed answer: {what}",
         code="upstream_malformed",
         retryable=True,
+        breaker_counts=True,
+    )
+
+
+def refused_failure(what: str, code: str = "too_large") -> Failure:
+    """The Failure for an answer over a read limit, or of a kind the sidecar never reads."""
+    return Failure(
+        status=502,
+        error_type="server_error",
+        message=f"upstream answer refused: {what}",
+        code=f"upstream_{code}",
+        retryable=False,
         breaker_counts=True,
     )
 

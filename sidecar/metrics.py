@@ -14,8 +14,16 @@ Names (all prefixed `astra_`):
   tools_removed_total{agent}                      request tools dropped by the agent's policy
   tool_calls_blocked_total{agent,tool}            answer tool calls blocked by the agent's policy
   table_info{hash,schema_version}                 1 for the table being served
-  reloads_total{result}                           ok / failed
+  reloads_total{result}                           ok / failed / unchanged
   in_flight_requests
+  admission_refused_total{reason}                 503 over_capacity (maxInFlight): sidecar / agent
+
+No label value is chosen by a client: agents are the table's (an unknown model is answered 404
+before any metric), providers and statuses the sidecar's, and tool names (which a model may
+invent) fold into `other` past the first `FOLD_AFTER` distinct label sets.
+
+With `astra serve --workers N` one scrape shows the totals of all workers, and the breaker and
+table families carry a `worker` label (`astra_sidecar.sidecar.metric_workers`).
 """
 
 from __future__ import annotations
@@ -24,7 +32,9 @@ from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from astra_sidecar.sidecar.metric_families import Counter, Families, Gauge, Histogram
+from astra_sidecar.sidecar.fleet.metrics import FleetMetrics
+from astra_sidecar.sidecar.metric_families import Counter, CounterChild, Families, Gauge, Histogram
+from astra_sidecar.sidecar.metric_workers import WorkerMetrics
 from astra_sidecar.sidecar.protocols.base import Usage
 from astra_sidecar.sidecar.resilience.breaker import CLOSED, HALF_OPEN, OPEN
 
@@ -33,10 +43,24 @@ _BREAKER_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
 
 F = TypeVar("F", Counter, Gauge, Histogram)
 
+#: Distinct label sets a folded family keeps before new ones fold into `other`.
+FOLD_AFTER = 256
+OTHER = "other"
+
+
+class FoldedCounter(Counter):
+    """A counter whose last label becomes `other` once `FOLD_AFTER` label sets exist."""
+
+    def labels(self, *values: str) -> CounterChild:
+        if values not in self.children and len(self.children) >= FOLD_AFTER:
+            values = (*values[:-1], OTHER)
+        return super().labels(*values)
+
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
+        self.workers: WorkerMetrics | None = None
         self._families = Families()
         self.registry.register(self._families)
         add = self._add
@@ -74,11 +98,15 @@ class Metrics:
         self.tokens = add(Counter("astra_tokens", "Tokens by kind", ["agent", "provider", "kind"]))
         self.tools_removed = add(Counter("astra_tools_removed", "Request tools removed by policy", ["agent"]))
         self.tool_calls_blocked = add(
-            Counter("astra_tool_calls_blocked", "Answer tool calls blocked by policy", ["agent", "tool"])
+            FoldedCounter("astra_tool_calls_blocked", "Answer tool calls blocked by policy", ["agent", "tool"])
         )
         self.table_info = add(Gauge("astra_table_info", "The table being served", ["hash", "schema_version"]))
         self.reloads = add(Counter("astra_reloads", "Table reloads", ["result"]))
         self.in_flight = add(Gauge("astra_in_flight_requests", "Requests being served"))
+        self.admission_refused = add(
+            Counter("astra_admission_refused", "Requests refused over maxInFlight", ["reason"])
+        )
+        self.fleet = FleetMetrics(self._families.add)  # quotas and shared state: astra_sidecar.sidecar.fleet.metrics
 
     def _add(self, family: F) -> F:
         self._families.add(family)
@@ -100,5 +128,12 @@ class Metrics:
         self.table_info.clear()
         self.table_info.labels(table_hash, str(schema_version)).set(1)
 
+    def share_with(self, directory: str, worker: int) -> WorkerMetrics:
+        """`--workers N`: scrapes show every worker's totals (`astra_sidecar.sidecar.metric_workers`)."""
+        self.workers = WorkerMetrics(self._families, directory, worker)
+        return self.workers
+
     def render(self) -> bytes:
+        if self.workers is not None:
+            return self.workers.render()
         return generate_latest(self.registry)

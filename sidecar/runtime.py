@@ -24,9 +24,9 @@ from astra_sidecar.sidecar.auth.sources import (
     EnvKeySource,
     NoAuthSource,
     PassthroughSource,
-    UnavailableSource,
 )
 from astra_sidecar.sidecar.clock import Clock
+from astra_sidecar.sidecar.fleet.quota import QuotaGate
 from astra_sidecar.sidecar.metrics import Metrics
 from astra_sidecar.sidecar.policy.agent import AgentPolicy
 from astra_sidecar.sidecar.protocols import registry
@@ -86,6 +86,7 @@ class SharedState:
         self.breakers: dict[str, ClusterBreaker] = {}
         self.http = HttpTransport()
         self.mock = MockTransport(clock)
+        self.quotas = QuotaGate(metrics.fleet, clock, self.env)
 
     def transport_for(self, cluster: Cluster) -> Transport:
         return self.mock if cluster.wire == "mock" else self.http
@@ -117,6 +118,7 @@ class SharedState:
         await self.mock.retire_except(keep)
 
     async def close(self) -> None:
+        await self.quotas.close()
         self.access_sink.flush()
         await self.http.close()
         await self.mock.close()
@@ -136,10 +138,9 @@ def default_credentials(cluster: Cluster, env: Mapping[str, str], clock: Clock) 
 
         return AwsCredentialSource(cluster, env)
     if mode == "google":
-        try:
-            from astra_sidecar.sidecar.auth.google import GoogleCredentialSource
-        except ImportError:
-            return UnavailableSource(cluster, "Vertex AI needs google-auth: install astra-sidecar[vertex]")
+        from astra_sidecar.sidecar.auth.google import GoogleCredentialSource, require_google_auth
+
+        require_google_auth(cluster.key)  # VertexExtraMissing: a start-up (or reload) error
         credentials_file = cluster.vertex.credentials_file if cluster.vertex else None
         return GoogleCredentialSource(credentials_file, clock=clock)
     raise ValueError(f"unknown credential mode {mode!r}")
@@ -177,6 +178,7 @@ def resolve_cluster(cluster: Cluster, env: Mapping[str, str]) -> Cluster:
 
 
 def build_runtime(table: RoutingTable, shared: SharedState) -> Runtime:
+    shared.quotas.configure(table)
     clusters: dict[str, ClusterRuntime] = {}
     for key, cluster in table.clusters.items():
         resolved = resolve_cluster(cluster, shared.env)

@@ -1,7 +1,13 @@
 """`astra serve`: load the table, serve it, reload on SIGHUP or file change, drain on SIGTERM.
 
 With `--workers N` the parent forks N workers that share the port (SO_REUSEPORT); each has its
-own breakers and pools. The parent forwards SIGTERM/SIGINT/SIGHUP and exits when they have.
+own breakers and pools. The parent forwards SIGTERM/SIGINT/SIGHUP and exits when they have; a
+scrape of any worker shows the totals of all (`astra_sidecar.sidecar.metric_workers`, through a
+temporary directory that lives as long as the parent).
+
+Nothing here dies silently: a bind failure is one log line and exit 2; a failed reload is logged
+and counted by the reloader; any other background task that fails, and anything the event loop
+reports, is one JSON log line.
 
 Tables come from the loader the caller passes (`astra_sidecar.cli` passes the compiler's), which
 raises `TableLoadError` (or OSError) when a file gives no table.
@@ -12,12 +18,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
 import signal
 import sys
+import tempfile
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -25,7 +35,9 @@ from astra_sidecar.compiler.table import RoutingTable, TableLoadError
 from astra_sidecar.sidecar.accesslog import BufferedSink, configure_logging
 from astra_sidecar.sidecar.app import create_app
 from astra_sidecar.sidecar.app_keys import STATE
-from astra_sidecar.sidecar.reload import Reloader, TableLoader
+from astra_sidecar.sidecar.auth.google import VertexConfigError
+from astra_sidecar.sidecar.metric_workers import FLUSH_INTERVAL_S, WorkerMetrics
+from astra_sidecar.sidecar.reload import Reloader, TableLoader, describe
 
 log = logging.getLogger("astra.sidecar")
 
@@ -38,6 +50,9 @@ class ServeOptions:
     port: int | None = None
     workers: int = 1
     watch_interval_s: float = 1.0
+    #: Set in each worker of `--workers N`: where the workers' metric snapshots meet.
+    metrics_dir: str | None = None
+    worker: int = 0
 
 
 def serve_main(args: argparse.Namespace, load: TableLoader) -> int:
@@ -49,6 +64,8 @@ def serve_main(args: argparse.Namespace, load: TableLoader) -> int:
 
 
 def serve(options: ServeOptions) -> int:
+    """Exit status: 0 after a drain; 2 when the table cannot be loaded or served, or the address
+    cannot be bound (each one log line)."""
     configure_logging()
     try:
         table = options.load(options.path)
@@ -80,28 +97,35 @@ def _run_worker(options: ServeOptions, table: RoutingTable, host: str, port: int
 async def _serve_async(
     options: ServeOptions, table: RoutingTable, host: str, port: int, reuse_port: bool
 ) -> int:
-    app = create_app(table, source_path=options.path, access_sink=BufferedSink())
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_log_loop_error)
+    try:
+        app = create_app(table, source_path=options.path, access_sink=BufferedSink())
+    except VertexConfigError as exc:  # e.g. a Vertex AI cluster without the `vertex` extra
+        log.error("cannot serve %s: %s", options.path, exc)
+        return 2
     state = app[STATE]
     grace_s = state.runtime.table.settings.drain_grace_ms / 1000.0
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=grace_s)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:  # port in use, address not available, unknown host
+        log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
+        await runner.cleanup()
+        return 2
     _tune_gc()
     reloader = Reloader(state, options.path, options.load)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    background: set[asyncio.Task[object]] = set()
-
-    def on_hup() -> None:
-        task = loop.create_task(reloader.reload("SIGHUP"))
-        background.add(task)
-        task.add_done_callback(background.discard)
-
-    loop.add_signal_handler(signal.SIGHUP, on_hup)
-    watcher = loop.create_task(reloader.watch(options.watch_interval_s))
+    background = _Background(loop)
+    loop.add_signal_handler(signal.SIGHUP, lambda: background.start(reloader.reload("SIGHUP")))
+    watcher = background.start(reloader.watch(options.watch_interval_s))
+    if options.metrics_dir is not None:
+        workers = state.shared.metrics.share_with(options.metrics_dir, options.worker)
+        background.start(_flush_metrics(workers))
     log.info(
         "serving %d agents on http://%s:%d (table %s)",
         len(state.runtime.table.agents),
@@ -112,9 +136,53 @@ async def _serve_async(
     await stop.wait()
     log.info("draining: up to %.1fs for %d requests in flight", grace_s, state.in_flight)
     watcher.cancel()
+    background.cancel()
     await state.drain(grace_s)
     await runner.cleanup()
     return 0
+
+
+class _Background:
+    """Tasks the server runs beside requests; one that fails is logged as JSON and counted."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._tasks: set[asyncio.Task[object]] = set()
+        self.failures = 0
+
+    def start(self, work: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
+        task = self._loop.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[object]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        self.failures += 1
+        exc = task.exception()
+        log.error("background task %s failed: %s", task.get_coro().__qualname__, describe(exc), exc_info=exc)  # type: ignore[union-attr,arg-type]
+
+    def cancel(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+
+async def _flush_metrics(workers: WorkerMetrics) -> None:
+    """Keeps this worker's part of the merged scrape at most one interval old."""
+    while True:
+        await asyncio.sleep(FLUSH_INTERVAL_S)
+        try:
+            await asyncio.to_thread(workers.flush)
+        except OSError as exc:
+            log.error("cannot write the metrics of worker %d: %s", workers.worker, describe(exc))
+
+
+def _log_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The loop's own complaints (a callback that raised …) as one JSON line, like every log line."""
+    exc = context.get("exception")
+    log.error("event loop: %s", context.get("message", "error"), exc_info=exc)
 
 
 def _tune_gc() -> None:
@@ -127,12 +195,17 @@ def _tune_gc() -> None:
 
 
 def _supervise(options: ServeOptions, host: str, port: int) -> int:
+    with tempfile.TemporaryDirectory(prefix="astra-metrics-") as metrics_dir:
+        return _fork_workers(options, host, port, metrics_dir)
+
+
+def _fork_workers(options: ServeOptions, host: str, port: int, metrics_dir: str) -> int:
     children: list[int] = []
-    for _ in range(options.workers):
+    for worker in range(options.workers):
         pid = os.fork()
         if pid == 0:
-            table = options.load(options.path)
-            os._exit(_run_worker(options, table, host, port, reuse_port=True))
+            mine = dataclasses.replace(options, metrics_dir=metrics_dir, worker=worker)
+            os._exit(_child(mine, host, port))
         children.append(pid)
 
     def forward(signum: int, frame: object) -> None:
@@ -147,3 +220,12 @@ def _supervise(options: ServeOptions, host: str, port: int) -> int:
         _, code = os.waitpid(child, 0)
         status = status or os.waitstatus_to_exitcode(code)
     return status
+
+
+def _child(options: ServeOptions, host: str, port: int) -> int:
+    try:
+        table = options.load(options.path)
+    except (TableLoadError, OSError) as exc:
+        log.error("worker %d: cannot load %s: %s", options.worker, options.path, describe(exc))
+        return 2
+    return _run_worker(options, table, host, port, reuse_port=True)

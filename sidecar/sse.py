@@ -3,11 +3,18 @@
 `SseDecoder.feed` accepts bytes exactly as they arrive from the network (an event may straddle
 reads, lines may end in LF, CRLF or CR) and returns the complete events so far. Comment lines
 (starting with `:`, e.g. OpenRouter's keep-alives) are skipped.
+
+A line, or an event, longer than `max_bytes` (default `maxSseLineBytes`; the transport also
+enforces the table's value as bytes arrive) is an `UpstreamTooLargeError`. Reads that end no line
+are held as a list of pieces, so a long line costs linear, not quadratic, copying.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from astra_sidecar.sidecar.errors import UpstreamTooLargeError
+from astra_sidecar.sidecar.limits import DEFAULT_LIMITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,14 +24,24 @@ class SseEvent:
 
 
 class SseDecoder:
-    __slots__ = ("_buffer", "_data", "_event")
+    __slots__ = ("_buffer", "_data", "_event", "_event_size", "_max", "_pending", "_pending_size")
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_LIMITS.max_sse_line_bytes) -> None:
         self._buffer = b""
         self._data: list[bytes] = []
         self._event: str | None = None
+        self._event_size = 0
+        self._max = max_bytes
+        self._pending: list[bytes] = []
+        self._pending_size = 0
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
+        if b"\n" not in chunk and b"\r" not in chunk:
+            self._hold(chunk)
+            return []
+        if self._pending:
+            self._buffer += b"".join(self._pending)
+            self._pending, self._pending_size = [], 0
         buffer = self._buffer + chunk
         if b"\r" in buffer:
             # A lone CR at the very end may be the first half of CRLF: keep it for the next read.
@@ -39,8 +56,17 @@ class SseDecoder:
         self._buffer = lines.pop()
         return self._consume(lines)
 
+    def _hold(self, chunk: bytes) -> None:
+        self._pending.append(chunk)
+        self._pending_size += len(chunk)
+        if len(self._buffer) + self._pending_size > self._max:
+            raise UpstreamTooLargeError(f"an SSE line longer than {self._max} bytes")
+
     def flush(self) -> list[SseEvent]:
         """At end of input: a final event without its blank line still counts."""
+        if self._pending:
+            self._buffer += b"".join(self._pending)
+            self._pending, self._pending_size = [], 0
         rest, self._buffer = self._buffer.rstrip(b"\r"), b""
         events = self._consume([rest, b""] if rest else [b""])
         return events
@@ -51,7 +77,7 @@ class SseDecoder:
             if not line:
                 if self._data:
                     events.append(SseEvent(b"\n".join(self._data), self._event))
-                self._data, self._event = [], None
+                self._data, self._event, self._event_size = [], None, 0
                 continue
             if line[0:1] == b":":
                 continue
@@ -59,6 +85,9 @@ class SseDecoder:
             if value[:1] == b" ":
                 value = value[1:]
             if name == b"data":
+                self._event_size += len(value)
+                if self._event_size > self._max:
+                    raise UpstreamTooLargeError(f"an SSE event longer than {self._max} bytes")
                 self._data.append(value)
             elif name == b"event":
                 self._event = value.decode("utf-8", "replace")

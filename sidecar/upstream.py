@@ -7,6 +7,13 @@ shutdown; it is closed once its in-flight attempts have finished, so no request 
 
 Network trouble becomes `UpstreamNetworkError` (retryable, counts against the breaker) with a
 message that names the failure kind but never the request contents or credentials.
+
+Everything read is bounded by the attempt's `Limits` (`astra_sidecar.sidecar.limits`): header
+count and size (aiohttp's parser), the whole answer, error bodies (cut, not refused: the status
+still classifies them), SSE lines/events, event-stream frames, and decompression, done here in
+small pieces (`astra_sidecar.sidecar.upstream_body`) instead of by aiohttp. Redirects are never
+followed: a 3xx is refused (`UpstreamTooLargeError`, code `upstream_refused`), and its
+`Location` goes nowhere. Going over a limit is an `UpstreamTooLargeError`.
 """
 
 from __future__ import annotations
@@ -23,8 +30,10 @@ from cachetools import LRUCache
 from yarl import URL
 
 from astra_sidecar.compiler.table import Cluster
-from astra_sidecar.sidecar.errors import UpstreamNetworkError, network_failure
+from astra_sidecar.sidecar.errors import UpstreamNetworkError, UpstreamTooLargeError, network_failure
+from astra_sidecar.sidecar.limits import DEFAULT_LIMITS, Limits
 from astra_sidecar.sidecar.protocols.base import UpstreamRequest
+from astra_sidecar.sidecar.upstream_body import ACCEPT_ENCODING, FrameWatch, SseWatch, inflater_for
 
 _RETIRE_POLL_S = 0.05
 _RETIRE_MAX_S = 300.0
@@ -34,6 +43,7 @@ _RETIRE_MAX_S = 300.0
 class AttemptTimeouts:
     connect_s: float
     idle_s: float
+    limits: Limits = DEFAULT_LIMITS
 
 
 class UpstreamResponse(Protocol):
@@ -56,10 +66,11 @@ class Transport(Protocol):
 
 
 class _PooledSession:
-    __slots__ = ("in_flight", "session")
+    __slots__ = ("in_flight", "limits", "session")
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, limits: Limits) -> None:
         self.session = session
+        self.limits = limits
         self.in_flight = 0
 
 
@@ -116,6 +127,10 @@ class _Exchange:
         self._response = response
         self.status = response.status
         self.headers = response.headers
+        if 300 <= response.status < 400:
+            await self.__aexit__()
+            self._response = None
+            raise UpstreamTooLargeError(f"a redirect ({response.status}), never followed", code="refused")
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -129,15 +144,39 @@ class _Exchange:
             response.close()
 
     async def read(self) -> bytes:
-        assert self._response is not None
-        try:
-            return await self._response.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise _network_error(exc) from exc
+        """The whole body: an answer over `maxAnswerBytes` is refused, an error body is cut at
+        `maxErrorBodyBytes` (its status still says what went wrong)."""
+        limits = self._timeouts.limits
+        error = self.status >= 300
+        limit = limits.max_error_body_bytes if error else limits.max_answer_bytes
+        parts: list[bytes] = []
+        size = 0
+        async for data in self._decoded(limit if error else limit + 1):
+            parts.append(data)
+            size += len(data)
+            if size > limit:
+                if not error:
+                    raise UpstreamTooLargeError(f"an answer larger than {limit} bytes")
+                return b"".join(parts)[:limit]
+        return b"".join(parts)
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, decoded; a stream over `maxAnswerBytes` in all is refused."""
+        limit = self._timeouts.limits.max_answer_bytes
+        size = 0
+        async for data in self._decoded(limit + 1):
+            size += len(data)
+            if size > limit:
+                raise UpstreamTooLargeError(f"a stream larger than {limit} bytes")
+            yield data
+
+    async def _decoded(self, raw_limit: int) -> AsyncIterator[bytes]:
         assert self._response is not None
+        limits = self._timeouts.limits
+        inflater = inflater_for(self.headers.get("Content-Encoding"), limits)
+        watch = _watch_for(self.headers.get("Content-Type", ""), limits)
         stream = self._response.content
+        raw = 0
         while True:
             try:
                 data = await stream.readany()
@@ -145,7 +184,28 @@ class _Exchange:
                 raise _network_error(exc) from exc
             if not data:
                 return
-            yield data
+            raw += len(data)
+            if raw > raw_limit:
+                yield data  # the caller counts it and decides (refuse, or cut an error body)
+                return
+            if inflater is None:
+                if watch is not None:
+                    watch.feed(data)
+                yield data
+                continue
+            async for piece in inflater.pieces(data):
+                if watch is not None:
+                    watch.feed(piece)
+                yield piece
+
+
+def _watch_for(content_type: str, limits: Limits) -> SseWatch | FrameWatch | None:
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media == "text/event-stream":
+        return SseWatch(limits)
+    if media == "application/vnd.amazon.eventstream":
+        return FrameWatch(limits)
+    return None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -161,7 +221,9 @@ def _client_timeout(connect_s: float, idle_s: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, sock_connect=connect_s, sock_read=idle_s)
 
 
-def _network_error(exc: BaseException) -> UpstreamNetworkError:
+def _network_error(exc: BaseException) -> UpstreamNetworkError | UpstreamTooLargeError:
+    if isinstance(exc, aiohttp.ClientResponseError) and _header_limit(exc):
+        return UpstreamTooLargeError("a response head over the header limits, or unparseable")
     timeout = isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError)
     kind = "timed out" if timeout else f"failed ({type(exc).__name__})"
     return UpstreamNetworkError(network_failure(f"upstream connection {kind}", timeout=timeout))
@@ -175,23 +237,32 @@ class HttpTransport:
         self._pool_limit = pool_limit
         self._retiring: set[asyncio.Task[None]] = set()
 
-    def _session_for(self, cluster: Cluster) -> _PooledSession:
+    def _session_for(self, cluster: Cluster, limits: Limits) -> _PooledSession:
         pooled = self._pools.get(cluster.key)
+        if pooled is not None and pooled.limits != limits:
+            # A reload changed the limits: header limits live in the pool's parser settings.
+            self._retire(self._pools.pop(cluster.key))
+            pooled = None
         if pooled is None:
             connector = aiohttp.TCPConnector(limit=self._pool_limit, keepalive_timeout=30)
             session = aiohttp.ClientSession(
                 connector=connector,
                 # A proxy must never carry one caller's upstream cookies into another's request.
                 cookie_jar=aiohttp.DummyCookieJar(),
-                auto_decompress=True,
+                # Decoded here, in bounded pieces (see astra_sidecar.sidecar.upstream_body).
+                auto_decompress=False,
+                headers={"Accept-Encoding": ACCEPT_ENCODING},
                 skip_auto_headers=("User-Agent",),
                 timeout=aiohttp.ClientTimeout(total=None),
+                max_headers=limits.max_headers,
+                max_line_size=limits.max_header_bytes,
+                max_field_size=limits.max_header_bytes,
             )
-            pooled = self._pools[cluster.key] = _PooledSession(session)
+            pooled = self._pools[cluster.key] = _PooledSession(session, limits)
         return pooled
 
     def open(self, cluster: Cluster, request: UpstreamRequest, timeouts: AttemptTimeouts) -> _Exchange:
-        return _Exchange(self._session_for(cluster), request, timeouts)
+        return _Exchange(self._session_for(cluster, timeouts.limits), request, timeouts)
 
     def _retire(self, pooled: _PooledSession) -> None:
         task = asyncio.get_running_loop().create_task(self._close_when_idle(pooled))
@@ -213,3 +284,8 @@ class HttpTransport:
         await self.retire_except(set())
         if self._retiring:
             await asyncio.gather(*self._retiring, return_exceptions=True)
+
+
+def _header_limit(exc: aiohttp.ClientResponseError) -> bool:
+    """aiohttp's parser refused the response head (over `maxHeaders`/`maxHeaderBytes`, or bad)."""
+    return isinstance(exc.__cause__, aiohttp.http_exceptions.HttpProcessingError)

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from astra_sidecar.compiler.table.fleet import quota_from, redis_state_from
 from astra_sidecar.compiler.table.model import (
     Agent,
     BaseUrlRule,
@@ -171,6 +172,7 @@ def _agent_from(agent_id: str, d: Json) -> Agent:
         prompt_cache=PromptCache(system_prompt=cache["systemPrompt"], tools=cache["tools"]),
         prompt_vars=_frozen_map(d.get("promptVars")),
         plan_limits=tuple(PlanLimits(limit.get("maxContextTokens")) for limit in d.get("planLimits", ())),
+        quota=quota_from(d.get("quotas")),
     )
 
 
@@ -180,6 +182,9 @@ def _settings_from(d: Json) -> Settings:
         drain_grace_ms=d["drainGraceMs"],
         max_body_bytes=d["maxBodyBytes"],
         inbound_token_env=d.get("inboundTokenEnv"),
+        redis=redis_state_from(d.get("state")),
+        limits=MappingProxyType(dict(d.get("limits", {}))),
+        protect_metrics=bool(d.get("protectMetrics", False)),
     )
 
 

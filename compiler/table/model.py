@@ -30,6 +30,8 @@ from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from astra_sidecar.compiler.table.fleet import QuotaPolicy, RedisState
+
 SCHEMA_VERSION = 1
 
 CredentialMode = Literal["env", "passthrough", "none", "aws", "google"]
@@ -231,6 +233,7 @@ class Agent:
     prompt_vars: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
     #: Per plan entry (same order as `plan`); empty when every entry has `max_context_tokens`.
     plan_limits: tuple[PlanLimits, ...] = ()
+    quota: QuotaPolicy | None = None
 
     @property
     def primary(self) -> str:
@@ -249,6 +252,10 @@ class Settings:
     drain_grace_ms: int = 10000
     max_body_bytes: int = 8 * 1024 * 1024
     inbound_token_env: str | None = None
+    redis: RedisState | None = None
+    #: `settings.limits` as written in the table (camelCase keys); see sidecar/limits.py.
+    limits: MappingProxyType[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    protect_metrics: bool = False
 
 
 @dataclass(frozen=True, slots=True)

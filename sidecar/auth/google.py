@@ -19,6 +19,9 @@ keeps it (``ASTRA_GEMINI_VERTEX_AI_CREDENTIALS_FILE`` fills in a missing credent
 otherwise ``ASTRA_GEMINI_VERTEX_AI_ENABLED`` (1/true/yes/on) turns every Gemini cluster into a
 Vertex one with ``ASTRA_GEMINI_VERTEX_AI_PROJECT`` (required), ``…_LOCATION`` (default
 ``global``, as google-genai) and ``…_CREDENTIALS_FILE`` (optional; ADC without it).
+
+google-auth is the `vertex` extra: it is imported only by a `GoogleCredentialSource`, so AI Studio
+serves from a plain install, and `require_google_auth` turns its absence into one clear error.
 """
 
 from __future__ import annotations
@@ -30,10 +33,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import google.auth
-import google.auth.exceptions
-import google.auth.transport.requests
-import google.oauth2.service_account
 from cachetools import TLRUCache
 
 from astra_sidecar.compiler.table import Cluster, VertexTarget
@@ -54,8 +53,29 @@ _FALSE = frozenset({"", "0", "false", "no", "off"})
 _CACHE_KEY = "token"
 
 
+VERTEX_EXTRA_HINT = "Vertex AI needs google-auth: pip install 'astra-sidecar[vertex]'"
+
+
 class VertexConfigError(ValueError):
     """The Vertex AI environment variables are inconsistent (raised at start, never per request)."""
+
+
+class VertexExtraMissing(VertexConfigError):
+    """A Vertex AI cluster in an installation without the `vertex` extra (raised at start)."""
+
+
+def google_auth_installed() -> bool:
+    try:
+        import google.auth  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def require_google_auth(cluster_key: str) -> None:
+    """Raises `VertexExtraMissing`, naming the cluster and the install command, without google-auth."""
+    if not google_auth_installed():
+        raise VertexExtraMissing(f"cluster {cluster_key}: {VERTEX_EXTRA_HINT}")
 
 
 def _enabled(env: Mapping[str, str]) -> bool:
@@ -154,6 +174,8 @@ class GoogleCredentialSource:
         return AuthMaterial(token=token.value)
 
     async def _refresh(self) -> _Token:
+        import google.auth.exceptions
+
         try:
             token = await asyncio.to_thread(self._fetch)
         except google.auth.exceptions.TransportError as exc:
@@ -177,6 +199,8 @@ class GoogleCredentialSource:
         if self._credentials is None:
             self._credentials = self._load()
         if self._request is None:
+            import google.auth.transport.requests
+
             self._request = google.auth.transport.requests.Request()
         self._credentials.refresh(self._request)
         value = self._credentials.token
@@ -185,6 +209,9 @@ class GoogleCredentialSource:
         return _Token(Secret(value), _lifetime_s(self._credentials.expiry))
 
     def _load(self) -> Any:
+        import google.auth
+        import google.oauth2.service_account
+
         if self._file:
             load: Any = google.oauth2.service_account.Credentials.from_service_account_file
             credentials = load(self._file, scopes=list(SCOPES))

@@ -111,22 +111,3 @@ class NoAuthSource:
     async def close(self) -> None:
         return None
 
-
-class UnavailableSource:
-    """A cluster whose credential mode cannot work in this installation (a missing extra): every
-    attempt fails with the reason, so the plan falls back and `astra serve` still starts."""
-
-    def __init__(self, cluster: Cluster, reason: str) -> None:
-        self._cluster = cluster
-        self.missing = reason
-
-    async def material(self, inbound: Mapping[str, str]) -> AuthMaterial:
-        raise UpstreamError(
-            Failure(
-                status=500, error_type="server_error", message=self.missing, code="credentials_unavailable"
-            ),
-            self._cluster.key,
-        )
-
-    async def close(self) -> None:
-        return None

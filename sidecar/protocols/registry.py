@@ -24,6 +24,7 @@ from astra_sidecar.sidecar.protocols.gemini import ingress as gemini_ingress
 from astra_sidecar.sidecar.protocols.gemini import native as gemini_native
 from astra_sidecar.sidecar.protocols.openai import ingress as openai_ingress
 from astra_sidecar.sidecar.protocols.openai.adapter import OpenAICompatAdapter
+from astra_sidecar.sidecar.protocols.responses import ingress as responses_ingress
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ PROTOCOLS: Mapping[str, WireProtocol] = MappingProxyType(
         "anthropic": WireProtocol(AnthropicAdapter(), anthropic_ingress.CODEC, anthropic_native.NATIVE),
         "gemini": WireProtocol(GeminiAdapter(), gemini_ingress.CODEC, gemini_native.NATIVE),
         "bedrock": WireProtocol(BedrockAdapter()),
+        "responses": WireProtocol(_OPENAI, responses_ingress.CODEC),  # ingress only: no cluster speaks it
     }
 )
 

@@ -37,6 +37,7 @@ from astra_sidecar.sidecar.errors import (
     UpstreamMalformedError,
     UpstreamNetworkError,
     UpstreamStatusError,
+    UpstreamTooLargeError,
     network_failure,
 )
 from astra_sidecar.sidecar.metrics import Metrics
@@ -193,6 +194,8 @@ async def _bounded(plan: Plan, remaining: float, attempt: Awaitable[T]) -> T:
 def _outcome_label(exc: UpstreamError) -> str:
     if isinstance(exc, UpstreamNetworkError):
         return "network"
+    if isinstance(exc, UpstreamTooLargeError):
+        return "too_large"
     return "malformed" if isinstance(exc, UpstreamMalformedError) else "error"
 
 

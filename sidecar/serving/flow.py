@@ -21,12 +21,15 @@ from aiohttp import web
 from astra_sidecar.sidecar.accesslog import AccessRecord
 from astra_sidecar.sidecar.app_keys import STATE
 from astra_sidecar.sidecar.errors import AstraError, ClientError
+from astra_sidecar.sidecar.fleet.quota import Ticket, refusal_headers
+from astra_sidecar.sidecar.limits import DEFAULT_LIMITS, Limits, limits_of
 from astra_sidecar.sidecar.policy.context import fit_plan
 from astra_sidecar.sidecar.protocols.base import Completion, Usage
 from astra_sidecar.sidecar.protocols.codec import IngressCall, IngressCodec
 from astra_sidecar.sidecar.resilience.attempt import CallShape, whole_answer
 from astra_sidecar.sidecar.resilience.breaker import Permit
 from astra_sidecar.sidecar.resilience.plan import Deadline, Outcome, Plan, run_plan
+from astra_sidecar.sidecar.serving import admission
 from astra_sidecar.sidecar.serving.calls import call_shape
 from astra_sidecar.sidecar.serving.common import read_json, request_id
 from astra_sidecar.sidecar.serving.relay import serve_stream
@@ -49,6 +52,8 @@ class Exchange:
     shape: CallShape
     removed_tools: tuple[str, ...]
     started: float
+    ticket: Ticket | None = None
+    limits: Limits = DEFAULT_LIMITS
 
     @property
     def agent(self) -> AgentRuntime:
@@ -56,7 +61,9 @@ class Exchange:
 
     def timeouts(self) -> AttemptTimeouts:
         t = self.agent.agent.timeouts
-        return AttemptTimeouts(connect_s=t.connect_ms / 1000.0, idle_s=t.stream_idle_ms / 1000.0)
+        return AttemptTimeouts(
+            connect_s=t.connect_ms / 1000.0, idle_s=t.stream_idle_ms / 1000.0, limits=self.limits
+        )
 
     def headers(self, record: AccessRecord, outcome: Outcome[Any] | None) -> dict[str, str]:
         """What the answer's headers say happened."""
@@ -66,6 +73,8 @@ class Exchange:
             headers["x-astra-provider"] = outcome.served_by.cluster.provider
         if self.removed_tools:
             headers["x-astra-tools-removed"] = ",".join(self.removed_tools)
+        if self.ticket is not None:
+            headers.update(self.ticket.headers)
         return headers
 
     def count_usage(self, record: AccessRecord, usage: Usage | None) -> None:
@@ -78,7 +87,8 @@ class Exchange:
 async def serve(request: web.Request, codec: IngressCodec) -> web.StreamResponse:
     state = request.app[STATE]
     shared = state.shared
-    record = AccessRecord(request_id=request_id(request), route=codec.name)
+    record = AccessRecord(request_id=request_id(request), route=codec.name, method=request.method, path=request.path)
+    record.agent = request.match_info.get("agent")  # the path's agent, so a refused body still names it
     started = shared.clock.now()
     state.enter()
     exchange: Exchange | None = None
@@ -89,16 +99,18 @@ async def serve(request: web.Request, codec: IngressCodec) -> web.StreamResponse
         return await _whole(exchange, record)
     except AstraError as exc:
         record.status, record.error_code = exc.failure.status, exc.failure.code
-        headers = {"x-request-id": record.request_id}
+        headers = {"x-request-id": record.request_id, **refusal_headers(exc)}
         return error_response(codec, exc.failure, headers)
     finally:
         elapsed = max(0.0, shared.clock.now() - started)
         record.latency_ms = round(elapsed * 1000.0, 3)
         if exchange is not None:
+            shared.quotas.settle(exchange.ticket, record.prompt_tokens, record.completion_tokens)
             agent_id = exchange.agent.agent.id
             shared.metrics.request_seconds.labels(agent_id).observe(elapsed)
             shared.metrics.requests.labels(agent_id, record.provider or "none", str(record.status)).inc()
         record.emit(shared.access_sink)
+        admission.release(request, record)
         state.leave()
 
 
@@ -119,14 +131,18 @@ async def _exchange(request: web.Request, codec: IngressCodec, record: AccessRec
         )
     record.agent = agent.agent.id
     record.stream = call.stream
-    agent = fit_plan(agent, codec.size(call))
+    admission.admit(request, record)
+    size = codec.size(call)
+    ticket = await state.shared.quotas.admit(agent.agent, request.headers, size, call.stream)
+    agent = fit_plan(agent, size)
     shape, removed = call_shape(codec, call, agent)
     shared = state.shared
     if removed:
         shared.metrics.tools_removed.labels(agent.agent.id).inc(len(removed))
     deadline = Deadline(shared.clock, agent.agent.request_timeout_ms)
     plan = Plan(agent=agent, deadline=deadline, clock=shared.clock, rng=shared.rng, metrics=shared.metrics)
-    return Exchange(codec, call, plan, shape, removed, shared.clock.now())
+    limits = limits_of(runtime.table.settings.limits)
+    return Exchange(codec, call, plan, shape, removed, shared.clock.now(), ticket, limits)
 
 
 async def _whole(exchange: Exchange, record: AccessRecord) -> web.Response:

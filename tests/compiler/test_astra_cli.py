@@ -267,3 +267,15 @@ def test_verbs_other_than_serve_do_not_import_the_sidecar() -> None:
     code = "import sys; from astra_sidecar.cli import main; main(['lint', 'examples/astra.yml']); print(sorted(m for m in sys.modules if m.split('.')[0] == 'sidecar'))"
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout == "[]\n"
+
+
+def test_compile_output_honours_the_umask(cli: Cli, write: Write, tmp_path: Path) -> None:
+    import os
+
+    out = tmp_path / "table.json"
+    old = os.umask(0o022)
+    try:
+        assert cli("compile", str(write(CLEAN)), "-o", str(out)).code == 0
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o644

@@ -27,6 +27,7 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
@@ -81,6 +82,13 @@ def message(
         "stop_sequence": stop_sequence,
         "usage": usage_ or usage(),
     }
+
+
+def signed_thinking(thinking: str) -> Json:
+    """A thinking block as the API returns it; the fake's signature is a digest of the text, so a
+    block sent back altered (or not at all) is refused, as the real API refuses it."""
+    digest = hashlib.sha256(thinking.encode()).hexdigest()[:32]
+    return {"type": "thinking", "thinking": thinking, "signature": "EqQBCgIYAh" + digest}
 
 
 def text_message(text: str, **kwargs: Any) -> Json:
@@ -280,6 +288,44 @@ def _messages_error(messages: Any) -> str | None:
     return _tool_pairing_error(messages)
 
 
+def _thinking_error(body: Json) -> str | None:
+    """Extended thinking's documented rules (docs.claude.com, build-with-claude/extended-thinking):
+    budget ≥ 1024 and < max_tokens; no temperature/top_k; tool_choice auto or none; with tools, the
+    last assistant turn before the final tool results starts with its (signed, unchanged) thinking."""
+    thinking = body.get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int) or budget < 1024:
+        return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+    if budget >= body["max_tokens"]:
+        return "`max_tokens` must be greater than `thinking.budget_tokens`"
+    if "temperature" in body or "top_k" in body:
+        return "`temperature` and `top_k` may not be set while thinking is enabled"
+    if (body.get("tool_choice") or {}).get("type") not in (None, "auto", "none"):
+        return "Thinking may not be enabled when tool_choice forces tool use."
+    return _thinking_turn_error(body.get("messages") or [])
+
+
+def _thinking_turn_error(messages: list[Json]) -> str | None:
+    last = messages[-1] if messages else {}
+    if not any(b.get("type") == "tool_result" for b in _content_blocks(last)) or len(messages) < 2:
+        return None
+    blocks = _content_blocks(messages[-2])
+    first = blocks[0] if blocks else {}
+    if first.get("type") == "redacted_thinking":
+        return None
+    if first.get("type") != "thinking":
+        return (
+            f"messages.{len(messages) - 2}.content.0.type: Expected `thinking` or `redacted_thinking`, "
+            f"but found `{first.get('type')}`. When `thinking` is enabled, a final `assistant` message "
+            "must start with a thinking block."
+        )
+    if first != signed_thinking(str(first.get("thinking"))):
+        return f"messages.{len(messages) - 2}.content.0: Invalid `signature` in `thinking` block"
+    return None
+
+
 def validate_request(headers: Mapping[str, str], body: Any) -> tuple[int, str, str] | None:
     """(status, error type, message) for a request the real API would refuse, else None."""
     lowered = {k.lower(): v for k, v in headers.items()}
@@ -298,7 +344,7 @@ def validate_request(headers: Mapping[str, str], body: Any) -> tuple[int, str, s
         return 400, "invalid_request_error", "temperature: range: 0..1"
     if _count_cache_marks(body) > 4:
         return 400, "invalid_request_error", "A maximum of 4 blocks with cache_control may be provided."
-    problem = _messages_error(body.get("messages"))
+    problem = _messages_error(body.get("messages")) or _thinking_error(body)
     return (400, "invalid_request_error", problem) if problem else None
 
 

@@ -18,6 +18,7 @@ event-stream framing), not from any client code:
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import struct
 import zlib
@@ -105,6 +106,8 @@ def stream_frames(response: Json, *, piece: int = 3, metadata: bool = True) -> l
                 frames.append(
                     event_frame("contentBlockDelta", {"contentBlockIndex": index, "delta": {"text": text}})
                 )
+        elif "reasoningContent" in block:
+            frames.extend(_reasoning_frames(index, block["reasoningContent"], piece))
         elif "toolUse" in block:
             use = block["toolUse"]
             start = {"toolUse": {"toolUseId": use["toolUseId"], "name": use["name"]}}
@@ -118,6 +121,52 @@ def stream_frames(response: Json, *, piece: int = 3, metadata: bool = True) -> l
     if metadata:
         frames.append(event_frame("metadata", {"usage": response["usage"], "metrics": {"latencyMs": 42}}))
     return frames
+
+
+def _reasoning_frames(index: int, content: Json, piece: int) -> list[bytes]:
+    """ConverseStream's reasoning deltas: text pieces, then the signature (or redacted bytes)."""
+    text = content.get("reasoningText") or {}
+    deltas: list[Json] = [{"text": t} for t in _pieces(text.get("text", ""), piece)] if text else []
+    if text.get("signature"):
+        deltas.append({"signature": text["signature"]})
+    if "redactedContent" in content:
+        deltas.append({"redactedContent": content["redactedContent"]})
+    return [
+        event_frame("contentBlockDelta", {"contentBlockIndex": index, "delta": {"reasoningContent": d}})
+        for d in deltas
+    ]
+
+
+def signed_reasoning(text: str) -> Json:
+    """A Claude reasoning block as Converse returns it; the fake's signature is a digest of the
+    text, so a block sent back altered or dropped is refused (see `reasoning_errors`)."""
+    digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+    return {"reasoningContent": {"reasoningText": {"text": text, "signature": "ErUBCkYIAx" + digest}}}
+
+
+def reasoning_errors(body: Json) -> str | None:
+    """Claude with thinking on Bedrock: budget ≥ 1024 and < maxTokens, and with tools the assistant
+    turn before the final tool results starts with its signed reasoning block, unchanged."""
+    thinking = (body.get("additionalModelRequestFields") or {}).get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int) or budget < 1024:
+        return "thinking.budget_tokens: must be at least 1024"
+    if budget >= (body.get("inferenceConfig") or {}).get("maxTokens", 0):
+        return "max_tokens must be greater than thinking.budget_tokens"
+    messages = body.get("messages") or []
+    last = messages[-1]["content"] if messages else []
+    if len(messages) < 2 or not any("toolResult" in b for b in last):
+        return None
+    first = (messages[-2]["content"] or [{}])[0]
+    text = ((first.get("reasoningContent") or {}).get("reasoningText") or {}).get("text")
+    if not isinstance(text, str) or first != signed_reasoning(text):
+        return (
+            "Expected `thinking` or `redacted_thinking`, but found `tool_use`. When `thinking` is "
+            "enabled, a final `assistant` message must start with a thinking block."
+        )
+    return None
 
 
 # --- canned answers -----------------------------------------------------------------------------
@@ -306,7 +355,9 @@ class BedrockUpstream:
         except orjson.JSONDecodeError:
             return _aws_error(400, "SerializationException", "body is not JSON")
         op_name = "ConverseStream" if operation == "converse-stream" else "Converse"
-        received.validation_errors = validation_errors(op_name, received.model_id, received.json)
+        received.validation_errors = validation_errors(
+            op_name, received.model_id, received.json
+        ) or reasoning_errors(received.json)
         self.requests.append(received)
         if received.validation_errors:
             return _aws_error(400, "ValidationException", received.validation_errors)

@@ -303,6 +303,8 @@ class FakeGemini:
     bearer: str | None = None
     oauth: FakeGoogleOAuth | None = None
     requests: list[RecordedRequest] = field(default_factory=list)
+    #: Gemini 3's rule: the first functionCall part of each model turn must carry its signature.
+    require_signatures: bool = False
     _script: deque[Reply] = field(default_factory=deque)
 
     def enqueue(self, *replies: Reply) -> None:
@@ -355,9 +357,30 @@ class FakeGemini:
                 location=request.match_info.get("location"),
             )
         )
+        problem = missing_signature(body) if self.require_signatures else None
+        if problem is not None:
+            return web.json_response(google_error(400, "INVALID_ARGUMENT", problem), status=400)
         streaming = method == "streamGenerateContent"
         reply = self._script.popleft() if self._script else _echo(body, streaming)
         return await _send(request, reply)
+
+
+def missing_signature(body: Json) -> str | None:
+    """The error Gemini 3 returns when a model turn's first function call lost its
+    `thoughtSignature` (https://ai.google.dev/gemini-api/docs/thought-signatures)."""
+    for i, content in enumerate(body.get("contents") or ()):
+        calls = [p for p in content.get("parts") or () if "functionCall" in p]
+        if content.get("role") == "model" and calls and not calls[0].get("thoughtSignature"):
+            return f"Function call is missing a thought_signature in functionCall parts (contents[{i}])."
+    return None
+
+
+def thought_part(text: str, signature: str | None = None) -> Json:
+    """A thought summary part, as Gemini sends it with `includeThoughts: true`."""
+    part: Json = {"text": text, "thought": True}
+    if signature is not None:
+        part["thoughtSignature"] = signature
+    return part
 
 
 def _last_user_text(body: Json) -> str:

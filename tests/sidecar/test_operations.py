@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -61,8 +62,8 @@ async def test_reload_swaps_the_table_and_keeps_it_on_an_invalid_file(
 ) -> None:
     path = tmp_path / "astra.yml"
     path.write_text(textwrap.dedent(ONE))
-    table = load_routing_table(path)
-    async with running_sidecar(table) as sidecar:
+    first = load_routing_table(path)
+    async with running_sidecar(first) as sidecar:
         reloader = Reloader(sidecar.state, str(path), load_routing_table)
         client = sidecar.client()
 
@@ -75,6 +76,7 @@ async def test_reload_swaps_the_table_and_keeps_it_on_an_invalid_file(
         assert await reloader.reload("test") is True
         assert (await ask()).choices[0].message.content == "second table"
         assert sorted(m.id for m in (await client.models.list()).data) == ["demo", "extra"]
+        table = sidecar.state.runtime.table
 
         path.write_text("version: 1\nagents: {demo: {model: {provider: nope, modelId: x}}}\n")
         caplog.set_level(logging.ERROR, logger="astra.sidecar")
@@ -84,7 +86,7 @@ async def test_reload_swaps_the_table_and_keeps_it_on_an_invalid_file(
         ok = sidecar.metric("astra_reloads_total", {"result": "ok"})
     assert (ok, failed) == (1.0, 1.0)
     (refused,) = [r.getMessage() for r in caplog.records if r.name == "astra.sidecar" and r.levelno == logging.ERROR]
-    assert refused.startswith("reload (test) refused, still serving the previous table: ")
+    assert refused.startswith(f"reload (test) failed in the load step, still serving table {table.hash}: ")
     assert f"{path}:2:" in refused and "AST202" in refused and "\n" not in refused
 
 
@@ -102,9 +104,134 @@ async def test_a_loader_failing_with_an_os_error_is_a_failed_reload(
         failed = sidecar.metric("astra_reloads_total", {"result": "failed"})
     assert failed == 1.0
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [
-        "reload (SIGHUP) refused, still serving the previous table: "
+        f"reload (SIGHUP) failed in the load step, still serving table {table.hash}: "
         f"PermissionError: [Errno 13] Permission denied: '{tmp_path / 't.json'}'"
     ]
+
+
+GEMINI_ADDED = """
+    version: 1
+    agents:
+      demo: {model: {provider: mock, modelId: one, mock: {reply: "first table"}}}
+      gem: {model: {provider: gemini, modelId: gemini-2.5-flash}}
+    """
+VERTEX_ADDED = """
+    version: 1
+    agents:
+      demo: {model: {provider: mock, modelId: one, mock: {reply: "first table"}}}
+      gem: {model: {provider: gemini, modelId: gemini-2.5-flash, vertex: {project: p, location: global}}}
+    """
+
+
+def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "astra.sidecar" and r.levelno >= logging.ERROR]
+
+
+async def test_a_loader_raising_anything_is_a_failed_reload(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(path: str) -> RoutingTable:
+        raise RuntimeError("the loader broke")
+
+    table = compile_yaml(tmp_path, ONE)
+    caplog.set_level(logging.ERROR, logger="astra.sidecar")
+    async with running_sidecar(table) as sidecar:
+        assert await Reloader(sidecar.state, str(tmp_path / "t.json"), broken).reload("SIGHUP") is False
+        assert sidecar.state.runtime.table.hash == table.hash
+        failed = sidecar.metric("astra_reloads_total", {"result": "failed"})
+    assert failed == 1.0
+    assert _errors(caplog) == [
+        f"reload (SIGHUP) failed in the load step, still serving table {table.hash}: "
+        "RuntimeError: the loader broke"
+    ]
+
+
+async def test_a_failure_building_the_runtime_is_a_failed_reload(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The swap step: the new table loads, but its runtime cannot be built in this environment
+    (an invalid Vertex AI switch only matters once a Gemini cluster appears)."""
+    path = tmp_path / "astra.yml"
+    path.write_text(textwrap.dedent(ONE))
+    table = load_routing_table(path)
+    caplog.set_level(logging.ERROR, logger="astra.sidecar")
+    async with running_sidecar(table, env={"ASTRA_GEMINI_VERTEX_AI_ENABLED": "maybe"}) as sidecar:
+        path.write_text(textwrap.dedent(GEMINI_ADDED))
+        assert await Reloader(sidecar.state, str(path), load_routing_table).reload("file changed") is False
+        assert sidecar.state.runtime.table.hash == table.hash
+        assert sorted(sidecar.state.runtime.agents) == ["demo"]
+        failed = sidecar.metric("astra_reloads_total", {"result": "failed"})
+    assert failed == 1.0
+    assert _errors(caplog) == [
+        f"reload (file changed) failed in the swap step, still serving table {table.hash}: "
+        "VertexConfigError: ASTRA_GEMINI_VERTEX_AI_ENABLED must be one of 1/true/yes/on or 0/false/no/off"
+    ]
+
+
+async def test_a_vertex_cluster_without_the_extra_is_a_failed_reload_naming_the_extra(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from astra_sidecar.sidecar.auth import google
+
+    monkeypatch.setattr(google, "google_auth_installed", lambda: False)
+    path = tmp_path / "astra.yml"
+    path.write_text(textwrap.dedent(ONE))
+    caplog.set_level(logging.ERROR, logger="astra.sidecar")
+    async with running_sidecar(load_routing_table(path)) as sidecar:
+        path.write_text(textwrap.dedent(VERTEX_ADDED))
+        assert await Reloader(sidecar.state, str(path), load_routing_table).reload("file changed") is False
+    (line,) = _errors(caplog)
+    assert "failed in the swap step" in line
+    assert line.endswith(
+        "VertexExtraMissing: cluster gemini:gemini-2.5-flash:https://aiplatform.googleapis.com: "
+        "Vertex AI needs google-auth: pip install 'astra-sidecar[vertex]'"
+    )
+
+
+async def test_an_unchanged_file_says_so_and_changes_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "astra.yml"
+    path.write_text(textwrap.dedent(ONE))
+    table = load_routing_table(path)
+    caplog.set_level(logging.INFO, logger="astra.sidecar")
+    async with running_sidecar(table) as sidecar:
+        assert await Reloader(sidecar.state, str(path), load_routing_table).reload("SIGHUP") is True
+        counted = [sidecar.metric("astra_reloads_total", {"result": r}) for r in ("ok", "failed", "unchanged")]
+        assert sidecar.state.runtime.table is table
+    assert counted == [0.0, 0.0, 1.0]
+    assert [r.getMessage() for r in caplog.records if r.name == "astra.sidecar"] == [
+        f"reload (SIGHUP): the table is unchanged ({table.hash}), nothing to do"
+    ]
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_the_watcher_keeps_watching_after_failed_loads_and_swaps(tmp_path: Path) -> None:
+    path = tmp_path / "astra.yml"
+    path.write_text(textwrap.dedent(ONE))
+    async with running_sidecar(
+        load_routing_table(path), env={"ASTRA_GEMINI_VERTEX_AI_ENABLED": "maybe"}
+    ) as sidecar:
+        watcher = asyncio.create_task(
+            Reloader(sidecar.state, str(path), load_routing_table).watch(interval_s=0.01)
+        )
+        try:
+            failed = lambda: sidecar.metric("astra_reloads_total", {"result": "failed"})  # noqa: E731
+            path.write_text("version: 1\nagents: {demo: {model: {provider: nope, modelId: x}}}\n")
+            await _until(lambda: failed() == 1.0)
+            path.write_text(textwrap.dedent(GEMINI_ADDED))
+            await _until(lambda: failed() == 2.0)
+            path.write_text(textwrap.dedent(TWO))
+            await _until(lambda: sidecar.metric("astra_reloads_total", {"result": "ok"}) == 1.0)
+            assert sorted(sidecar.state.runtime.agents) == ["demo", "extra"]
+            assert not watcher.done()
+        finally:
+            watcher.cancel()
 
 
 async def test_in_flight_request_finishes_on_the_old_table_during_reload(tmp_path: Path) -> None:

@@ -13,8 +13,13 @@ Request (a checked Messages body → an OpenAI chat body; the agent's policy is 
 - `tool_choice` auto/any/tool/none → auto/required/named/none; `disable_parallel_tool_use` →
   `parallel_tool_calls: false` (only with tools, as OpenAI requires).
 - `stop_sequences` → `stop`; `temperature`/`top_p`/`max_tokens` kept; `top_k`, `thinking`,
-  `service_tier` dropped; `metadata.user_id` → `user`; `output_config.format` json_schema →
-  `response_format` json_schema; a stream asks for `include_usage` (usage goes in message_delta).
+  `service_tier` dropped; `metadata.user_id` → `user`; `output_config.format` json_schema (or the
+  structured-outputs beta's top-level `output_format`) → `response_format` json_schema;
+  `output_config.effort` low/medium/high → `reasoning_effort` (another level → 400);
+  `context_management` → 400 (server-side context editing exists only on Anthropic's API);
+  a stream asks for `include_usage` (usage goes in message_delta).
+- `{"role": "system"}` messages inside `messages` (the mid-conversation-system beta, checked by
+  `ingress_validate`) → system messages at the same place.
 
 Response (an OpenAI completion → a Message): text → a text block, refusal → a text block with
 `stop_reason: refusal`, tool calls → `tool_use` blocks (`input` parsed from the arguments
@@ -66,9 +71,10 @@ def openai_request(agent_id: str, body: Json) -> Json:
     user_id = (body.get("metadata") or {}).get("user_id")
     if user_id:
         out["user"] = str(user_id)
-    response_format = _response_format(body.get("output_config"))
+    response_format = _response_format(body)
     if response_format:
         out["response_format"] = response_format
+    _coding_agent_fields(body, out)
     if body.get("stream"):
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
@@ -86,7 +92,9 @@ def _messages(messages: list[Json]) -> list[Json]:
     out: list[Json] = []
     for index, message in enumerate(messages):
         where = f"messages.{index}.content"
-        if message["role"] == "assistant":
+        if message["role"] == "system":  # mid-conversation (beta): a system message in place
+            out.extend(_system(message["content"]) or [{"role": "system", "content": ""}])
+        elif message["role"] == "assistant":
             out.append(_assistant(message["content"], where))
         else:
             out.extend(_user(message["content"], where))
@@ -217,12 +225,38 @@ def _tools(body: Json) -> Json:
     return out
 
 
-def _response_format(config: Any) -> Json | None:
+def _response_format(body: Json) -> Json | None:
+    """From `output_config.format`, or the beta's top-level `output_format` (structured outputs)."""
+    config = body.get("output_config")
     output_format = config.get("format") if isinstance(config, dict) else None
+    output_format = output_format if output_format is not None else body.get("output_format")
     if not isinstance(output_format, dict) or output_format.get("type") != "json_schema":
         return None
     schema = output_format.get("schema")
     return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}} if schema else None
+
+
+#: Anthropic's `output_config.effort` levels → OpenAI's `reasoning_effort`.
+_EFFORTS = {"low": "low", "medium": "medium", "high": "high"}
+
+
+def _coding_agent_fields(body: Json, out: Json) -> None:
+    """`output_config.effort` → `reasoning_effort`; `context_management` (server-side context
+    editing, which no other provider does) → 400."""
+    if body.get("context_management") is not None:
+        raise _unsupported("context_management (server-side context editing)", "context_management")
+    config = body.get("output_config")
+    effort = config.get("effort") if isinstance(config, dict) else None
+    if effort is None:
+        return
+    if effort not in _EFFORTS:
+        raise ClientError(
+            400,
+            f"output_config.effort: {effort!r} has no equivalent on this agent's provider (low, medium, high)",
+            code="unsupported_content",
+            param="output_config.effort",
+        )
+    out.setdefault("reasoning_effort", _EFFORTS[effort])
 
 
 # --- response -----------------------------------------------------------------------------------

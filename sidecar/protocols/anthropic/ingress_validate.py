@@ -5,6 +5,11 @@ way Anthropic names fields (`messages.0.content.1.text`). `model` is not require
 from the path) but must be a string when given; `max_tokens` is optional here too (natively the
 agent's `maxOutputTokens`, or 4096, fills in; translated, the policy's cap does, when there is
 one). Unknown top-level fields are left to the upstream.
+
+A `{"role": "system"}` message inside `messages` (Claude Code sends them) is accepted when the
+caller's `anthropic-beta` header carries a `mid-conversation-system-…` flag (`MID_CONVERSATION_BETA`),
+as Anthropic accepts it then; its content is a string or text blocks. Without the flag it is the
+400 Anthropic gives.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from astra_sidecar.sidecar.errors import ClientError
 Json = dict[str, Any]
 
 _ROLES = ("user", "assistant")
+#: The prefix of the beta flag under which Anthropic accepts system messages inside `messages`.
+MID_CONVERSATION_BETA = "mid-conversation-system"
 _TOOL_CHOICES = ("auto", "any", "tool", "none")
 
 
@@ -35,20 +42,25 @@ def _is_text(value: Any) -> bool:
     return isinstance(value, str)
 
 
-def check_messages_body(body: Any) -> Json:
+def beta_flags(header: str | None) -> frozenset[str]:
+    """The flags of an `anthropic-beta` header (comma-separated)."""
+    return frozenset(flag.strip() for flag in (header or "").split(",") if flag.strip())
+
+
+def check_messages_body(body: Any, betas: frozenset[str] = frozenset()) -> Json:
     """The body, unchanged, or a 400 naming the first offending field."""
     if not isinstance(body, dict):
         raise _bad("request body must be a JSON object", "body")
     if body.get("model") is not None and not isinstance(body["model"], str):
         raise _bad("model: must be a string", "model")
-    _check_messages(body.get("messages"))
+    _check_messages(body.get("messages"), any(f.startswith(MID_CONVERSATION_BETA) for f in betas))
     _check_system(body.get("system"))
     _check_scalars(body)
     _check_tools(body.get("tools"))
     _check_tool_choice(body.get("tool_choice"))
-    metadata = body.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise _bad("metadata: must be an object", "metadata")
+    for key in ("metadata", "output_format", "output_config", "context_management"):
+        if body.get(key) is not None and not isinstance(body[key], dict):
+            raise _bad(f"{key}: must be an object", key)
     return body
 
 
@@ -69,14 +81,20 @@ def _check_scalars(body: Json) -> None:
         raise _bad("stop_sequences: must be an array of strings", "stop_sequences")
 
 
-def _check_messages(messages: Any) -> None:
+def _check_messages(messages: Any, system_allowed: bool) -> None:
     if not isinstance(messages, list) or not messages:
         raise _bad("messages: must be a non-empty array", "messages")
     for index, message in enumerate(messages):
         where = f"messages.{index}"
         if not isinstance(message, dict):
             raise _bad(f"{where}: must be an object", where)
-        if message.get("role") not in _ROLES:
+        role = message.get("role")
+        if role == "system" and system_allowed:
+            if message.get("content") is None:
+                raise _bad(f"{where}.content: must be a string or an array of text blocks", f"{where}.content")
+            _check_system(message["content"], f"{where}.content")
+            continue
+        if role not in _ROLES:  # Anthropic's own words, also for a system message without the beta
             raise _bad(f"{where}.role: must be 'user' or 'assistant'", f"{where}.role")
         _check_content(message.get("content"), f"{where}.content")
 
@@ -111,13 +129,13 @@ def _check_block(block: Any, where: str) -> None:
             _check_content(block["content"], f"{where}.content")
 
 
-def _check_system(system: Any) -> None:
+def _check_system(system: Any, at: str = "system") -> None:
     if system is None or isinstance(system, str):
         return
     if not isinstance(system, list):
-        raise _bad("system: must be a string or an array of text blocks", "system")
+        raise _bad(f"{at}: must be a string or an array of text blocks", at)
     for index, block in enumerate(system):
-        where = f"system.{index}"
+        where = f"{at}.{index}"
         if not isinstance(block, dict) or block.get("type") != "text" or not _is_text(block.get("text")):
             raise _bad(f"{where}: must be a text block", where)
 

@@ -29,6 +29,7 @@ import orjson
 
 from astra_sidecar.compiler.table import Agent
 from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.anthropic.upstream_thinking import uncarry
 from astra_sidecar.sidecar.protocols.anthropic.wire import EPHEMERAL
 
 Json = dict[str, Any]
@@ -153,7 +154,7 @@ def _tool_use_block(call: Any) -> Json:
         raise unsupported(f"tool call type {call.get('type')!r}", param="messages")
     return {
         "type": "tool_use",
-        "id": call.get("id"),
+        "id": uncarry(call.get("id"))[0],
         "name": function.get("name"),
         "input": _tool_input(function.get("arguments")),
     }
@@ -167,7 +168,8 @@ def _assistant_blocks(message: Json) -> list[Json]:
             400, "assistant tool_calls must be an array", code="invalid_tool_call", param="messages"
         )
     blocks.extend(_tool_use_block(call) for call in calls)
-    return blocks
+    carried = uncarry(calls[0].get("id"))[1] if calls and isinstance(calls[0], dict) else []
+    return [*carried, *blocks]
 
 
 def _tool_result_block(message: Json) -> Json:
@@ -176,7 +178,7 @@ def _tool_result_block(message: Json) -> Json:
         raise ClientError(
             400, "tool message without tool_call_id", code="missing_tool_call_id", param="messages"
         )
-    block: Json = {"type": "tool_result", "tool_use_id": tool_use_id}
+    block: Json = {"type": "tool_result", "tool_use_id": uncarry(tool_use_id)[0]}
     content = message.get("content")
     if isinstance(content, str):
         if content:

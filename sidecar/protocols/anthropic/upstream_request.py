@@ -12,8 +12,9 @@ The conversation is `upstream_messages`, the tools and JSON-mode emulation `upst
   dropped: Anthropic always constrains).
 - Dropped (no Anthropic equivalent): `seed`, penalties, `logprobs`/`top_logprobs`, `logit_bias`,
   `service_tier`, `store`, OpenAI `metadata`, `stream_options` (honoured locally),
-  `reasoning_effort` (thinking is never enabled: its extra constraints on temperature, max_tokens
-  and signature round-trips cannot be met by OpenAI clients), `prediction`, `modalities`, ...
+  `prediction`, `modalities`, ...
+- `reasoning_effort` → extended thinking (`upstream_thinking`: budget, sampling limits, the
+  thinking blocks carried back in tool-call ids); without thinking, carried blocks are not sent.
 
 Reference: https://docs.anthropic.com/en/api/messages
 """
@@ -25,6 +26,11 @@ from typing import Any
 from astra_sidecar.compiler.table import Agent, Cluster
 from astra_sidecar.sidecar.errors import ClientError
 from astra_sidecar.sidecar.protocols.anthropic.upstream_messages import system_and_turns, unsupported
+from astra_sidecar.sidecar.protocols.anthropic.upstream_thinking import (
+    THINKING_BLOCKS,
+    sampling_with_thinking,
+    thinking_param,
+)
 from astra_sidecar.sidecar.protocols.anthropic.upstream_tools import tools_and_choice
 from astra_sidecar.sidecar.protocols.anthropic.wire import DEFAULT_MAX_TOKENS
 
@@ -72,6 +78,18 @@ def _output_config(body: Json) -> Json | None:
     return {"format": {"type": "json_schema", "schema": schema}} if schema else None
 
 
+def _json_tool_forced(tool_choice: Any) -> bool:
+    return isinstance(tool_choice, dict) and tool_choice.get("type") in ("tool", "any")
+
+
+def _drop_thinking(messages: list[Json]) -> None:
+    """Thinking blocks carried back from an earlier turn are only sent while thinking is on."""
+    for message in messages:
+        content = message.get("content")
+        if message.get("role") == "assistant" and isinstance(content, list):
+            message["content"] = [b for b in content if b.get("type") not in THINKING_BLOCKS]
+
+
 def messages_body(cluster: Cluster, agent: Agent, body: Json) -> Json:
     """The Anthropic Messages request for an OpenAI chat request (policy already applied)."""
     _check_unsupported(body)
@@ -84,7 +102,13 @@ def messages_body(cluster: Cluster, agent: Agent, body: Json) -> Json:
     if tools:
         out["tools"] = tools
         out["tool_choice"] = tool_choice
-    out.update(_sampling(body))
+    thinking = thinking_param(body, out["max_tokens"]) if not _json_tool_forced(tool_choice) else None
+    if thinking is not None:
+        out["thinking"] = thinking
+        out.update(sampling_with_thinking(_sampling(body)))
+    else:
+        out.update(_sampling(body))
+        _drop_thinking(messages)
     stop = _stop_sequences(body.get("stop"))
     if stop:
         out["stop_sequences"] = stop

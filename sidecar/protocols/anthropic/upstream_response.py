@@ -1,7 +1,8 @@
 """An Anthropic Message → an OpenAI `chat.completion`.
 
 - Text blocks are concatenated into `content`; `tool_use` blocks become `tool_calls` with
-  `arguments` = the JSON-serialised `input`; `thinking`/`redacted_thinking` blocks are dropped.
+  `arguments` = the JSON-serialised `input`; thinking text → `reasoning_content`, and the
+  `thinking`/`redacted_thinking` blocks ride in the first tool call's id (`upstream_thinking`).
   With the JSON-mode emulation (`upstream_tools`), the `json_response` tool's input is content.
 - `stop_reason` → `finish_reason` and usage: `wire.finish_reason`, `wire.usage_from`.
 - An error object inside a 200 is an `UpstreamStatusError` (`upstream_errors`); a body that is
@@ -18,7 +19,9 @@ import orjson
 
 from astra_sidecar.compiler.table import Cluster
 from astra_sidecar.sidecar.errors import UpstreamMalformedError, UpstreamStatusError
+from astra_sidecar.sidecar.policy.reasoning import REASONING_FIELD
 from astra_sidecar.sidecar.protocols.anthropic.upstream_errors import error_object_failure
+from astra_sidecar.sidecar.protocols.anthropic.upstream_thinking import carry, thinking_blocks, thinking_text
 from astra_sidecar.sidecar.protocols.anthropic.upstream_tools import JSON_TOOL_NAME, json_tool_emulated
 from astra_sidecar.sidecar.protocols.anthropic.wire import finish_reason, usage_from
 from astra_sidecar.sidecar.protocols.base import Body, Completion
@@ -45,7 +48,17 @@ def _message_fields(message: Json, json_tool: bool) -> tuple[str | None, list[Js
             arguments = orjson.dumps(block.get("input") or {}).decode()
             calls.append(shapes.tool_call(block.get("id") or "", block.get("name") or "", arguments))
     text = "".join(texts)
+    blocks = thinking_blocks(message.get("content"))
+    if calls and blocks:
+        calls[0]["id"] = carry(calls[0]["id"], blocks)
     return (text if text or not calls else None), calls
+
+
+def _with_reasoning(message: Json, content: Any) -> Json:
+    reasoning = thinking_text(thinking_blocks(content))
+    if reasoning:
+        message[REASONING_FIELD] = reasoning
+    return message
 
 
 def malformed(cluster: Cluster, what: str) -> UpstreamMalformedError:
@@ -75,7 +88,7 @@ def parse_message(cluster: Cluster, request: Body, raw: bytes) -> Completion:
         id=chat_id(message.get("id")),
         model=message.get("model") or cluster.model_id,
         created=shapes.now_s(),
-        message=shapes.assistant_message(content, calls),
+        message=_with_reasoning(shapes.assistant_message(content, calls), message.get("content")),
         finish_reason=finish_reason(message.get("stop_reason"), len(calls)),
         usage=usage,
     )

@@ -6,8 +6,9 @@ Named SSE events, read with `upstream_events`:
   chunk (index = position among tool calls, not content blocks); input_json_delta → arguments
   fragments, forwarded unparsed (a tool that streamed no arguments gets `{}` at block stop, as in
   the non-streamed answer); with the JSON-mode emulation (`upstream_tools`) the `json_response`
-  tool's fragments are content fragments; thinking/signature/citations deltas and ping are
-  ignored; unknown events are ignored; message_delta carries the stop reason and cumulative
+  tool's fragments are content fragments; thinking_delta → `reasoning_content`, and the
+  thinking blocks (text + signature_delta, redacted data) ride in the first tool call's id
+  (`upstream_thinking`); citations deltas and ping are ignored; unknown events are ignored; message_delta carries the stop reason and cumulative
   usage; message_stop → finish chunk, then the usage chunk when `stream_options.include_usage`
   is true. Events after message_stop are ignored.
 - An `error` event raises `UpstreamStreamError` with the mapped Failure; EOF without
@@ -25,6 +26,7 @@ from typing import Any
 import orjson
 
 from astra_sidecar.compiler.table import Cluster
+from astra_sidecar.sidecar.policy.reasoning import REASONING_FIELD
 from astra_sidecar.sidecar.protocols.anthropic.upstream_events import (
     UsageTally,
     error_event,
@@ -32,6 +34,7 @@ from astra_sidecar.sidecar.protocols.anthropic.upstream_events import (
     stream_cut,
 )
 from astra_sidecar.sidecar.protocols.anthropic.upstream_response import chat_id
+from astra_sidecar.sidecar.protocols.anthropic.upstream_thinking import THINKING_BLOCKS, carry
 from astra_sidecar.sidecar.protocols.anthropic.upstream_tools import JSON_TOOL_NAME, json_tool_emulated
 from astra_sidecar.sidecar.protocols.anthropic.wire import finish_reason
 from astra_sidecar.sidecar.protocols.base import Body, Usage
@@ -49,6 +52,7 @@ class _Block:
     tool: int | None = None
     streamed_args: bool = False
     start_input: Any = None
+    thinking: Json | None = None
 
 
 class AnthropicStreamTranslator:
@@ -65,6 +69,7 @@ class AnthropicStreamTranslator:
         self._writer: shapes.ChunkWriter | None = None
         self._blocks: dict[int, _Block] = {}
         self._tool_calls = 0
+        self._thinking: list[Json] = []
         self._stop_reason: str | None = None
         self._tally = UsageTally()
         self._done = False
@@ -135,15 +140,32 @@ class AnthropicStreamTranslator:
             state = _Block("tool", tool=self._tool_calls, start_input=block.get("input"))
             self._blocks[index] = state
             self._tool_calls += 1
+            call_id = str(block.get("id") or "")
             header = {
                 "index": state.tool,
-                "id": block.get("id") or "",
+                "id": carry(call_id, self._thinking) if state.tool == 0 else call_id,
                 "type": "function",
                 "function": {"name": block.get("name") or "", "arguments": ""},
             }
             return self._chunk({"tool_calls": [header]})
+        if kind in THINKING_BLOCKS:
+            self._thinking.append(dict(block))
+            self._blocks[index] = _Block(str(kind), thinking=self._thinking[-1])
+            return self._chunk({REASONING_FIELD: block["thinking"]}) if block.get("thinking") else []
         self._blocks[index] = _Block(str(kind))
         return []
+
+    def _thinking_delta(self, state: _Block | None, delta: Json) -> list[bytes]:
+        if state is None or state.thinking is None:
+            return []
+        if delta.get("type") == "signature_delta":
+            state.thinking["signature"] = str(state.thinking.get("signature") or "") + str(
+                delta.get("signature") or ""
+            )
+            return []
+        text = str(delta.get("thinking") or "")
+        state.thinking["thinking"] = str(state.thinking.get("thinking") or "") + text
+        return self._chunk({REASONING_FIELD: text}) if text else []
 
     def _block_delta(self, data: Json) -> list[bytes]:
         state = self._blocks.get(int(data.get("index") or 0))
@@ -151,6 +173,8 @@ class AnthropicStreamTranslator:
         kind = delta.get("type")
         if kind == "text_delta" and delta.get("text"):
             return self._chunk({"content": delta["text"]})
+        if kind in ("thinking_delta", "signature_delta"):
+            return self._thinking_delta(state, delta)
         if kind != "input_json_delta" or state is None or not delta.get("partial_json"):
             return []
         state.streamed_args = True

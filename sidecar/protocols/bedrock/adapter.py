@@ -34,7 +34,7 @@ class BedrockAdapter:
         self, cluster: Cluster, agent: Agent, body: Body, auth: AuthMaterial
     ) -> UpstreamRequest:
         stream = bool(body.get("stream"))
-        payload = orjson.dumps(converse_body(body, agent))
+        payload = orjson.dumps(converse_body(body, agent, cluster.model_id))
         url = operation_url(cluster, stream)
         headers = {
             "Content-Type": "application/json",

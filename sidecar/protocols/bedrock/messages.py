@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.bedrock.reasoning import uncarry
 from astra_sidecar.sidecar.protocols.openai.wire import Json
 
 IMAGE_FORMATS: Mapping[str, str] = {
@@ -121,13 +122,14 @@ def _assistant_blocks(message: Json, where: str) -> list[Json]:
         blocks.append(
             {
                 "toolUse": {
-                    "toolUseId": call.get("id"),
+                    "toolUseId": uncarry(call.get("id"))[0],
                     "name": function.get("name"),
                     "input": _tool_input(function.get("arguments"), f"{where}.tool_calls[{k}]"),
                 }
             }
         )
-    return blocks
+    carried = uncarry(calls[0].get("id"))[1] if calls and isinstance(calls[0], dict) else []
+    return [*carried, *blocks]
 
 
 def _tool_result(message: Json, where: str) -> Json:
@@ -135,7 +137,7 @@ def _tool_result(message: Json, where: str) -> Json:
     if not isinstance(tool_call_id, str) or not tool_call_id:
         raise bad_request(f"{where}: a tool message needs tool_call_id")
     texts = _text_parts(message.get("content"), where) or [""]
-    return {"toolResult": {"toolUseId": tool_call_id, "content": [{"text": t} for t in texts]}}
+    return {"toolResult": {"toolUseId": uncarry(tool_call_id)[0], "content": [{"text": t} for t in texts]}}
 
 
 def _append_turn(turns: list[Json], role: str, blocks: list[Json]) -> None:

@@ -17,6 +17,7 @@ import orjson
 from astra_sidecar.compiler.table import Agent
 from astra_sidecar.sidecar.protocols.base import Body
 from astra_sidecar.sidecar.protocols.bedrock.messages import bad_request, convert_messages
+from astra_sidecar.sidecar.protocols.bedrock.reasoning import reasoning_fields
 from astra_sidecar.sidecar.protocols.openai.wire import Json
 
 _EMPTY_SCHEMA: Json = {"type": "object", "properties": {}}
@@ -133,7 +134,22 @@ def output_config(response_format: Any) -> Json | None:
     return {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": definition}}}
 
 
-def converse_body(body: Body, agent: Agent) -> Json:
+def _with_reasoning(out: Json, body: Body, model_id: str) -> None:
+    """Reasoning fields (`bedrock.reasoning`); while thinking, Claude takes no temperature/topP.
+    Without reasoning, reasoning blocks carried back from an earlier turn are not sent."""
+    inference = out.get("inferenceConfig") or {}
+    fields = reasoning_fields(body, model_id, inference.get("maxTokens"))
+    if fields is None:
+        for turn in out["messages"]:
+            turn["content"] = [b for b in turn["content"] if "reasoningContent" not in b]
+        return
+    out["additionalModelRequestFields"] = fields
+    if "thinking" in fields:
+        for key in ("temperature", "topP"):
+            inference.pop(key, None)
+
+
+def converse_body(body: Body, agent: Agent, model_id: str = "") -> Json:
     """The Converse request body (without `modelId`, which is in the URL)."""
     n = body.get("n")
     if n is not None and n != 1:
@@ -153,4 +169,5 @@ def converse_body(body: Body, agent: Agent) -> Json:
     output = output_config(body.get("response_format"))
     if output is not None:
         out["outputConfig"] = output
+    _with_reasoning(out, body, model_id)
     return out

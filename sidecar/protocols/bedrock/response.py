@@ -1,7 +1,8 @@
 """A whole Converse answer → OpenAI `chat.completion` pieces: message, finish reason, usage.
 
 `inputTokens` excludes the cache buckets, so prompt = input + cacheRead + cacheWrite, cached =
-cacheRead, cache writes = cacheWrite. Reasoning blocks are not surfaced.
+cacheRead, cache writes = cacheWrite. Reasoning blocks → `reasoning_content`, carried back in the
+first tool call's id (`reasoning`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from typing import Any
 
 import orjson
 
+from astra_sidecar.sidecar.policy.reasoning import REASONING_FIELD
 from astra_sidecar.sidecar.protocols.base import Usage
+from astra_sidecar.sidecar.protocols.bedrock.reasoning import carry, reasoning_blocks, reasoning_text
 from astra_sidecar.sidecar.protocols.openai import wire as shapes
 from astra_sidecar.sidecar.protocols.openai.wire import Json
 
@@ -66,4 +69,10 @@ def response_message(content: Any) -> Json:
                 )
             )
     text = "".join(texts)
-    return shapes.assistant_message(text if texts or not calls else None, calls or None)
+    blocks = reasoning_blocks(content if isinstance(content, list) else None)
+    if calls and blocks:
+        calls[0]["id"] = carry(calls[0]["id"], blocks)
+    message = shapes.assistant_message(text if texts or not calls else None, calls or None)
+    if reasoning_text(blocks):
+        message[REASONING_FIELD] = reasoning_text(blocks)
+    return message

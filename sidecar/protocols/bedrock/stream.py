@@ -18,8 +18,10 @@ from typing import Any
 from botocore.eventstream import EventStreamBuffer, ParserError
 
 from astra_sidecar.sidecar.errors import UpstreamStreamError
+from astra_sidecar.sidecar.policy.reasoning import REASONING_FIELD
 from astra_sidecar.sidecar.protocols.base import Failure, Usage
 from astra_sidecar.sidecar.protocols.bedrock.errors import failure_for, json_object, malformed
+from astra_sidecar.sidecar.protocols.bedrock.reasoning import carry
 from astra_sidecar.sidecar.protocols.bedrock.response import finish_reason, usage_from
 from astra_sidecar.sidecar.protocols.openai import wire as shapes
 from astra_sidecar.sidecar.protocols.openai.wire import Json
@@ -54,6 +56,8 @@ class BedrockStreamTranslator:
         self._stopped = False
         self._usage_sent = False
         self._tools: dict[int, _ToolBlock] = {}
+        #: reasoningContent blocks by contentBlockIndex, rebuilt from their deltas.
+        self._reasoning: dict[int, Json] = {}
         self._pending_error: UpstreamStreamError | None = None
 
     def feed(self, data: bytes) -> list[bytes]:
@@ -121,7 +125,10 @@ class BedrockStreamTranslator:
             return []
         tool = _ToolBlock(len(self._tools))
         self._tools[payload.get("contentBlockIndex", -1)] = tool
-        call = {"index": tool.index, "id": use.get("toolUseId"), "type": "function",
+        call_id = str(use.get("toolUseId") or "")
+        if tool.index == 0:
+            call_id = carry(call_id, list(self._reasoning.values()))
+        call = {"index": tool.index, "id": call_id, "type": "function",
                 "function": {"name": use.get("name"), "arguments": ""}}  # fmt: skip
         return [*self._role(), self._writer.chunk({"tool_calls": [call]})]
 
@@ -130,9 +137,11 @@ class BedrockStreamTranslator:
         text = delta.get("text")
         if isinstance(text, str):
             return [*self._role(), self._writer.chunk({"content": text})] if text else []
+        if isinstance(delta.get("reasoningContent"), dict):
+            return self._reasoning_delta(payload.get("contentBlockIndex", -1), delta["reasoningContent"])
         use = delta.get("toolUse")
         if not isinstance(use, dict):
-            return []  # reasoning, citations…: not surfaced
+            return []  # citations…: not surfaced
         tool = self._tools.get(payload.get("contentBlockIndex", -1))
         if tool is None:
             raise self._error(malformed("Bedrock tool input delta without contentBlockStart"))
@@ -141,6 +150,22 @@ class BedrockStreamTranslator:
             return []
         tool.arguments_sent = True
         return [self._arguments_chunk(tool, fragment)]
+
+    def _reasoning_delta(self, index: Any, delta: Json) -> list[bytes]:
+        """Text → `reasoning_content`; text, signature and redacted bytes kept for the carrier."""
+        block = self._reasoning.setdefault(index if isinstance(index, int) else -1, {"reasoningContent": {}})
+        content = block["reasoningContent"]
+        if isinstance(delta.get("redactedContent"), str):
+            content["redactedContent"] = content.get("redactedContent", "") + delta["redactedContent"]
+            return []
+        kept = content.setdefault("reasoningText", {})
+        if isinstance(delta.get("signature"), str):
+            kept["signature"] = kept.get("signature", "") + delta["signature"]
+        text = delta.get("text")
+        if not isinstance(text, str) or not text:
+            return []
+        kept["text"] = kept.get("text", "") + text
+        return [*self._role(), self._writer.chunk({REASONING_FIELD: text})]
 
     def _arguments_chunk(self, tool: _ToolBlock, fragment: str) -> bytes:
         return self._writer.chunk(

@@ -141,7 +141,7 @@ class GeminiCodec:
             Route("POST", _MODELS_PATH + "/{target}"),
             Route("GET", _MODELS_PATH + "/{model}", get_model),
             Route("GET", _MODELS_PATH, list_models),
-            Route("*", "/v1/gemini/{tail:.*}", unknown_route),
+            Route("*", r"/v1/gemini/{tail:[\s\S]*}", unknown_route),
         ]
 
 

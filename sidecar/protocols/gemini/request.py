@@ -4,7 +4,10 @@ AI Studio: `{base_url}/v1beta/models/{model}:generateContent` (`:streamGenerateC
 when streaming), header `x-goog-api-key`. Vertex AI (`cluster.vertex` set): the regional
 `aiplatform` host (or the cluster's own base URL when it is not the AI Studio default), header
 `Authorization: Bearer`. Generation settings, JSON mode and tools (`tool_choice` → function calling
-mode) are mapped here; messages in `messages`.
+mode) are mapped here; messages in `messages`. `reasoning_effort` → `thinkingConfig`
+(`thinkingBudget` from `policy.reasoning`, clamped below `maxOutputTokens`; `includeThoughts` so the
+thought summaries come back as `reasoning_content`; `none` → budget 0). Gemini 3 still accepts
+`thinkingBudget` (https://ai.google.dev/gemini-api/docs/thinking).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from urllib.parse import quote
 import orjson
 
 from astra_sidecar.compiler.table import Agent, Cluster, VertexTarget
+from astra_sidecar.sidecar.policy.reasoning import clamped_budget, effort_of
 from astra_sidecar.sidecar.protocols.base import AuthMaterial, Body, UpstreamRequest
 from astra_sidecar.sidecar.protocols.gemini.content import bad_request
 from astra_sidecar.sidecar.protocols.gemini.json_values import as_dict
@@ -96,7 +100,19 @@ def generation_config(body: Body, agent: Agent) -> Json:
     if isinstance(n, int) and n > 1:
         config["candidateCount"] = n
     config.update(_response_format(body.get("response_format")))
+    thinking = thinking_config(body, max_tokens)
+    if thinking is not None:
+        config["thinkingConfig"] = thinking
     return config
+
+
+def thinking_config(body: Body, max_tokens: Any) -> Json | None:
+    effort = effort_of(body)
+    if effort is None:
+        return None
+    cap = max_tokens if isinstance(max_tokens, int) else None
+    budget = clamped_budget(effort, cap)
+    return {"thinkingBudget": budget, "includeThoughts": True} if budget else {"thinkingBudget": 0}
 
 
 def _response_format(fmt: Any) -> Json:

@@ -5,7 +5,7 @@ answer object, or the error it is) is shared with the native path, which does no
 `finishReason` is `STOP` even for function calls → `tool_calls`; MAX_TOKENS → `length`;
 SAFETY/RECITATION/BLOCKLIST/… → `content_filter` (the table is in `wire`);
 `promptFeedback.blockReason` without candidates → `content_filter` with empty content. `thought`
-parts are not shown. Usage (`wire.usage_from_metadata`): prompt = `promptTokenCount +
+parts (summaries, with `includeThoughts`) become `message.reasoning_content`, never `content`. Usage (`wire.usage_from_metadata`): prompt = `promptTokenCount +
 toolUsePromptTokenCount`, cached = `cachedContentTokenCount`, completion = `candidatesTokenCount +
 thoughtsTokenCount`, reasoning = `thoughtsTokenCount` (always reported).
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import orjson
 
 from astra_sidecar.sidecar.errors import UpstreamMalformedError, UpstreamStatusError
+from astra_sidecar.sidecar.policy.reasoning import REASONING_FIELD
 from astra_sidecar.sidecar.protocols.base import Usage
 from astra_sidecar.sidecar.protocols.gemini.errors import failure_from_error, google_error
 from astra_sidecar.sidecar.protocols.gemini.ids import call_nonce, encode_call_id
@@ -67,6 +68,11 @@ def candidate_parts(candidate: Json) -> list[Json]:
     return [p for p in parts if isinstance(p, dict)] if isinstance(parts, list) else []
 
 
+def thought_text(part: Json) -> str | None:
+    text = part.get("text")
+    return text if isinstance(text, str) and text and part.get("thought") else None
+
+
 def visible_text(part: Json) -> str | None:
     text = part.get("text")
     return text if isinstance(text, str) and text and not part.get("thought") else None
@@ -87,18 +93,25 @@ def openai_tool_call(part: Json, response_id: str | None, candidate: int, positi
 def _choice(candidate: Json, position: int, response_id: str | None) -> Json:
     index = candidate_index(candidate, position)
     texts: list[str] = []
+    thoughts: list[str] = []
     calls: list[Json] = []
     for part in candidate_parts(candidate):
         text = visible_text(part)
         if text is not None:
             texts.append(text)
+        thought = thought_text(part)
+        if thought is not None:
+            thoughts.append(thought)
         call = openai_tool_call(part, response_id, index, len(calls))
         if call is not None:
             calls.append(call)
     content = "".join(texts) if texts or not calls else None
+    message = assistant_message(content, calls or None)
+    if thoughts:
+        message[REASONING_FIELD] = "".join(thoughts)
     return {
         "index": index,
-        "message": assistant_message(content, calls or None),
+        "message": message,
         "logprobs": None,
         "finish_reason": openai_finish_reason(candidate.get("finishReason"), bool(calls)),
     }

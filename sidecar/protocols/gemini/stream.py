@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import orjson
 
 from astra_sidecar.sidecar.errors import UpstreamStreamError, network_failure
+from astra_sidecar.sidecar.policy.reasoning import REASONING_FIELD
 from astra_sidecar.sidecar.protocols.base import Usage
 from astra_sidecar.sidecar.protocols.gemini.errors import failure_from_error, google_error
 from astra_sidecar.sidecar.protocols.gemini.response import (
@@ -24,6 +25,7 @@ from astra_sidecar.sidecar.protocols.gemini.response import (
     openai_tool_call,
     prompt_blocked,
     response_id_of,
+    thought_text,
     visible_text,
 )
 from astra_sidecar.sidecar.protocols.gemini.wire import openai_finish_reason, usage_from_metadata
@@ -141,6 +143,9 @@ class GeminiStreamTranslator:
             text = visible_text(part)
             if text is not None:
                 out.append(self._writer.chunk({"content": text}, index=index))
+            thought = thought_text(part)
+            if thought is not None:
+                out.append(self._writer.chunk({REASONING_FIELD: thought}, index=index))
             call = openai_tool_call(part, response_id, index, state.calls)
             if call is not None:
                 out.append(self._writer.chunk({"tool_calls": [{"index": state.calls, **call}]}, index=index))

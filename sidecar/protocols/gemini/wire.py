@@ -37,6 +37,7 @@ OPENAI_FINISH_BY_GEMINI: dict[str, str] = {
     "IMAGE_SAFETY": "content_filter",
     "IMAGE_PROHIBITED_CONTENT": "content_filter",
     "IMAGE_RECITATION": "content_filter",
+    "MODEL_ARMOR": "content_filter",  # Vertex: Model Armor blocked the answer
 }
 #: OpenAI `finish_reason` → Gemini `finishReason`; any other reason is OTHER.
 GEMINI_FINISH_BY_OPENAI: dict[str, str] = {

@@ -11,7 +11,9 @@ Provider differences are data in the cluster's `RequestRules` (from the registry
 - `null`-valued optional fields are stripped.
 
 Answers pass through unchanged unless they need normalising: Mistral's `model_length` finish
-reason becomes `length`, `error` becomes `stop`. Error bodies arrive nested (`{"error": {...}}`),
+reason becomes `length`, `error` becomes `stop`; each provider's declared answer rules
+(`answer_rules`: content lists, `reasoning` fields, `<think>` tags, vendor usage) make the message
+OpenAI-shaped, reasoning text in `reasoning_content`. Error bodies arrive nested (`{"error": {...}}`),
 flat (older vLLM, Mistral: `{"object": "error", "message": …}`) or as FastAPI `{"detail": …}`;
 all become the OpenAI error shape, with numeric codes (OpenRouter) turned into strings.
 SSE comment lines (OpenRouter's `: OPENROUTER PROCESSING`) are skipped; an `error` object inside a
@@ -34,6 +36,15 @@ from astra_sidecar.sidecar.protocols.base import (
     Failure,
     UpstreamRequest,
     Usage,
+)
+from astra_sidecar.sidecar.protocols.openai.answer_rules import (
+    THINK_TAGS,
+    ThinkTagSplitter,
+    add_reasoning,
+    normalise_fields,
+    normalise_message,
+    rules_for,
+    vendor_usage,
 )
 from astra_sidecar.sidecar.protocols.openai.wire import (
     TRANSIENT_STATUSES,
@@ -89,11 +100,23 @@ def usage_from(data: Mapping[str, Any]) -> Usage | None:
         return None
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens", 0) if isinstance(details, dict) else 0
+    output = usage.get("completion_tokens_details")
+    reasoning = output.get("reasoning_tokens", 0) if isinstance(output, dict) else 0
     return Usage(
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
         completion_tokens=int(usage.get("completion_tokens") or 0),
         cached_tokens=int(cached or 0),
+        reasoning_tokens=int(reasoning or 0),
     )
+
+
+def _normalise_messages(data: dict[str, Any], rules: frozenset[str]) -> bool:
+    changed = False
+    for choice in data.get("choices") or ():
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(message, dict):
+            changed = normalise_message(message, rules) or changed
+    return changed
 
 
 def _normalise_finish(data: dict[str, Any]) -> bool:
@@ -151,11 +174,13 @@ def failure_from_error_body(status: int, raw: bytes, headers: Mapping[str, str],
 class OpenAIStreamTranslator:
     """Relays OpenAI SSE chunks; parses each one to catch errors, usage and odd finish reasons."""
 
-    __slots__ = ("_decoder", "_done", "_finished", "_provider", "usage")
+    __slots__ = ("_decoder", "_done", "_finished", "_provider", "_rules", "_splitters", "usage")
 
     def __init__(self, provider: str) -> None:
         self._decoder = SseDecoder()
         self._provider = provider
+        self._rules = rules_for(provider)
+        self._splitters: dict[int, ThinkTagSplitter] = {}
         self._done = False
         self._finished = False
         self.usage: Usage | None = None
@@ -188,7 +213,7 @@ class OpenAIStreamTranslator:
                 continue
             if chunk.get("error"):
                 raise UpstreamStreamError(_stream_failure(chunk["error"], self._provider))
-            if _normalise_finish(chunk):
+            if self._normalise_chunk(chunk):
                 payload = orjson.dumps(chunk)
             if any(isinstance(c, dict) and c.get("finish_reason") for c in chunk.get("choices") or ()):
                 self._finished = True
@@ -197,6 +222,36 @@ class OpenAIStreamTranslator:
                 self.usage = usage
             out.append(payload)
         return out
+
+    def _normalise_chunk(self, chunk: dict[str, Any]) -> bool:
+        changed = _normalise_finish(chunk)
+        changed = vendor_usage(chunk, self._rules) or changed
+        if not self._rules:
+            return changed
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if isinstance(delta, dict):
+                changed = normalise_fields(delta, self._rules) or changed
+                changed = self._split_tags(choice, delta) or changed
+        return changed
+
+    def _split_tags(self, choice: dict[str, Any], delta: dict[str, Any]) -> bool:
+        """`<think>` tags in streamed content (rule `think_tags`), per choice."""
+        if THINK_TAGS not in self._rules:
+            return False
+        index = choice.get("index", 0)
+        splitter = self._splitters.setdefault(index if isinstance(index, int) else 0, ThinkTagSplitter())
+        content = delta.get("content")
+        text, reasoning = splitter.feed(content) if isinstance(content, str) else ("", "")
+        if choice.get("finish_reason"):
+            held_text, held_reasoning = splitter.flush()
+            text, reasoning = text + held_text, reasoning + held_reasoning
+        if not isinstance(content, str) and not (text or reasoning):
+            return False
+        if isinstance(content, str) or text:
+            delta["content"] = text
+        add_reasoning(delta, reasoning)
+        return True
 
 
 def _stream_failure(error: Any, provider: str) -> Failure:
@@ -238,7 +293,8 @@ class OpenAICompatAdapter:
             raise UpstreamMalformedError("not JSON", cluster.key, cluster.provider) from exc
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise UpstreamMalformedError("no choices", cluster.key, cluster.provider)
-        if _normalise_finish(data):
+        changed = _normalise_finish(data)
+        if _normalise_messages(data, rules_for(cluster.provider)) or changed:
             raw = orjson.dumps(data)
         return Completion(body=raw, usage=usage_from(data))
 

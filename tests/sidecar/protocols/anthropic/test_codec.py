@@ -44,10 +44,14 @@ def test_routes_list_messages_models_and_a_catch_all() -> None:
     prefix = "/v1/anthropic/{agent}"
     assert CODEC.routes() == [
         Route("POST", prefix + "/v1/messages"),
+        Route("POST", prefix + "/v1/messages/count_tokens", ingress.count_tokens),
         Route("GET", prefix + "/v1/models", ingress.list_models),
+        Route("*", prefix + "/v1", ingress.probe),
         Route("POST", prefix + "/messages"),
+        Route("POST", prefix + "/messages/count_tokens", ingress.count_tokens),
         Route("GET", prefix + "/models", ingress.list_models),
-        Route("*", "/v1/anthropic/{tail:.*}", ingress.unknown_route),
+        Route("*", prefix, ingress.probe),
+        Route("*", r"/v1/anthropic/{tail:[\s\S]*}", ingress.unknown_route),
     ]
 
 

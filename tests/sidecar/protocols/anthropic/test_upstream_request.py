@@ -128,7 +128,6 @@ def test_sampling_user_and_dropped_params() -> None:
             store=True,
             metadata={"k": "v"},
             stream_options={"include_usage": True},
-            reasoning_effort="high",
             response_format={"type": "text"},
             parallel_tool_calls=False,
         )

@@ -205,13 +205,15 @@ def test_stream_finish_reasons(stop_reason: str, finish: str) -> None:
     assert reassemble(chunks)["finish"] == finish
 
 
-def test_thinking_pings_and_unknown_events_are_ignored() -> None:
+def test_thinking_goes_to_reasoning_content_pings_and_unknown_events_are_ignored() -> None:
     msg = message([{"type": "thinking", "thinking": "let me think", "signature": "s1"}, text("Answer.")])
     events = message_events(msg, ping_every=1)
     events.insert(3, {"type": "brand_new_event", "payload": 1})
     chunks, _ = translate([encode_events(events)], STREAM_REQUEST)
     assert reassemble(chunks)["content"] == "Answer."
-    assert all(set(c["choices"][0]["delta"]) <= {"role", "content"} for c in chunks)
+    reasoning = "".join(c["choices"][0]["delta"].get("reasoning_content", "") for c in chunks)
+    assert reasoning == "let me think"
+    assert all(set(c["choices"][0]["delta"]) <= {"role", "content", "reasoning_content"} for c in chunks)
 
 
 def test_cumulative_usage_from_message_delta_wins() -> None:

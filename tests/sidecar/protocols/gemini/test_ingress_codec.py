@@ -106,7 +106,7 @@ def test_routes_are_the_generate_post_the_model_gets_and_a_catch_all() -> None:
         Route("POST", MODELS + "/{target}"),
         Route("GET", MODELS + "/{model}", get_model),
         Route("GET", MODELS, list_models),
-        Route("*", "/v1/gemini/{tail:.*}", unknown_route),
+        Route("*", r"/v1/gemini/{tail:[\s\S]*}", unknown_route),
     ]
 
 

@@ -1,0 +1,1 @@
+"""OpenAI Responses API ingress (`POST /v1/responses`): see `ingress`."""
