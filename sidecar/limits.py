@@ -24,13 +24,7 @@ class Limits:
     max_header_bytes: int = 16 * 1024
     max_decompressed_bytes: int = 32 * MIB
     max_compression_ratio: int = 200
-    client_stall_ms: int = 30_000
     max_in_flight: int = 1024
-    client_header_timeout_ms: int = 10_000
-
-    @property
-    def client_stall_s(self) -> float:
-        return self.client_stall_ms / 1000.0
 
 
 DEFAULT_LIMITS = Limits()
@@ -52,17 +46,3 @@ def limits_from(table_limits: Mapping[str, int]) -> Limits:
     if not table_limits:
         return DEFAULT_LIMITS
     return Limits(**{_KEYS[key]: value for key, value in table_limits.items() if key in _KEYS})
-
-
-_last: tuple[Mapping[str, int], Limits] | None = None
-
-
-def limits_of(table_limits: Mapping[str, int]) -> Limits:
-    """`limits_from`, remembered for the table being served (one table at a time, per request)."""
-    global _last
-    last = _last
-    if last is not None and last[0] is table_limits:
-        return last[1]
-    limits = limits_from(table_limits)
-    _last = (table_limits, limits)
-    return limits

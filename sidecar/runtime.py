@@ -27,6 +27,7 @@ from astra_sidecar.sidecar.auth.sources import (
 )
 from astra_sidecar.sidecar.clock import Clock
 from astra_sidecar.sidecar.fleet.quota import QuotaGate
+from astra_sidecar.sidecar.limits import DEFAULT_LIMITS, Limits, limits_from
 from astra_sidecar.sidecar.metrics import Metrics
 from astra_sidecar.sidecar.policy.agent import AgentPolicy
 from astra_sidecar.sidecar.protocols import registry
@@ -62,6 +63,7 @@ class Runtime:
     agents: MappingProxyType[str, AgentRuntime]
     clusters: MappingProxyType[str, ClusterRuntime]
     models_body: bytes
+    limits: Limits = DEFAULT_LIMITS
 
 
 class SharedState:
@@ -204,6 +206,7 @@ def build_runtime(table: RoutingTable, shared: SharedState) -> Runtime:
         agents=MappingProxyType(agents),
         clusters=MappingProxyType(clusters),
         models_body=_models_body(agents),
+        limits=limits_from(table.settings.limits),
     )
 
 

@@ -20,7 +20,6 @@ from aiohttp import web
 from astra_sidecar.sidecar.accesslog import AccessRecord
 from astra_sidecar.sidecar.app_keys import STATE
 from astra_sidecar.sidecar.errors import AstraError
-from astra_sidecar.sidecar.limits import limits_of
 from astra_sidecar.sidecar.protocols.base import Failure
 
 RETRY_AFTER_S = 1.0
@@ -75,9 +74,9 @@ def over_capacity(reason: str) -> AstraError:
 def admit(request: web.Request, record: AccessRecord) -> None:
     """Raises the 503 (`over_capacity`, with Retry-After) when `record`'s request may not go on."""
     state = request.app[STATE]
-    table = state.runtime.table
-    limits = limits_of(table.settings.limits)
-    reason = request.app[ADMISSION].admit(state.in_flight, limits.max_in_flight, len(table.agents), record)
+    runtime = state.runtime
+    max_in_flight = runtime.limits.max_in_flight
+    reason = request.app[ADMISSION].admit(state.in_flight, max_in_flight, len(runtime.table.agents), record)
     if reason is not None:
         state.shared.metrics.admission_refused.labels(reason).inc()
         raise over_capacity(reason)

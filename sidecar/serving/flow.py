@@ -22,7 +22,7 @@ from astra_sidecar.sidecar.accesslog import AccessRecord
 from astra_sidecar.sidecar.app_keys import STATE
 from astra_sidecar.sidecar.errors import AstraError, ClientError
 from astra_sidecar.sidecar.fleet.quota import Ticket, refusal_headers
-from astra_sidecar.sidecar.limits import DEFAULT_LIMITS, Limits, limits_of
+from astra_sidecar.sidecar.limits import DEFAULT_LIMITS, Limits
 from astra_sidecar.sidecar.policy.context import fit_plan
 from astra_sidecar.sidecar.protocols.base import Completion, Usage
 from astra_sidecar.sidecar.protocols.codec import IngressCall, IngressCodec
@@ -141,8 +141,7 @@ async def _exchange(request: web.Request, codec: IngressCodec, record: AccessRec
         shared.metrics.tools_removed.labels(agent.agent.id).inc(len(removed))
     deadline = Deadline(shared.clock, agent.agent.request_timeout_ms)
     plan = Plan(agent=agent, deadline=deadline, clock=shared.clock, rng=shared.rng, metrics=shared.metrics)
-    limits = limits_of(runtime.table.settings.limits)
-    return Exchange(codec, call, plan, shape, removed, shared.clock.now(), ticket, limits)
+    return Exchange(codec, call, plan, shape, removed, shared.clock.now(), ticket, runtime.limits)
 
 
 async def _whole(exchange: Exchange, record: AccessRecord) -> web.Response:
