@@ -67,7 +67,11 @@ class ClientError(AstraError):
 
 
 class UpstreamError(AstraError):
-    """Raised for one failed attempt; `cluster` is the cluster key it was made against."""
+    """Raised for one failed attempt; `cluster` is the cluster key it was made against.
+    `reached_upstream` is False when the attempt failed before any request was sent (no
+    credentials): it is then not counted in `x-astra-attempts`."""
+
+    reached_upstream = True
 
     def __init__(self, failure: Failure, cluster: str = "") -> None:
         super().__init__(failure)

@@ -16,6 +16,8 @@ _HEADER_SAFE = re.compile(r"[\x21-\x7e]*")
 class MissingCredentialError(UpstreamError):
     """The sidecar has no key for this cluster: an operator's problem, so the plan falls back."""
 
+    reached_upstream = False
+
     def __init__(self, cluster: Cluster, variable: str) -> None:
         super().__init__(
             Failure(

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from astra_sidecar.compiler.table.retry import backoff_s
@@ -51,6 +51,8 @@ __all__ = ["Deadline", "Outcome", "Plan", "backoff_s", "run_plan"]
 
 T = TypeVar("T")
 Attempt = Callable[["ClusterRuntime", Permit], Awaitable[T]]
+
+_NO_CREDENTIALS = "credentials_missing"
 
 #: Upstream statuses that are the caller's own mistake: returned at once, never a fallback.
 _CALLER_STATUSES = frozenset({400, 413, 422})
@@ -134,7 +136,7 @@ async def _walk(plan: Plan, attempt: Attempt[T], tally: _Tally) -> tuple[T, Clus
                 raise
     if last is None or isinstance(last, BreakerOpenError):
         raise AllClustersOpenError()
-    raise last
+    raise _combined(last, tally.failures)
 
 
 async def _try_cluster(plan: Plan, cluster: ClusterRuntime, attempt: Attempt[T], tally: _Tally) -> T:
@@ -159,6 +161,8 @@ async def _try_cluster(plan: Plan, cluster: ClusterRuntime, attempt: Attempt[T],
         except UpstreamError as exc:
             _report(permit, exc.failure)
             tally.failures.append(exc.failure)
+            if not exc.reached_upstream:
+                tally.attempts -= 1
             plan.metrics.attempts.labels(agent_id, provider, _outcome_label(exc)).inc()
             delay = _retry_delay(plan, cluster, exc, retry)
             if delay is None:
@@ -189,6 +193,15 @@ async def _bounded(plan: Plan, remaining: float, attempt: Awaitable[T]) -> T:
         if budget >= remaining:
             raise DeadlineExceededError(plan.deadline.timeout_ms) from exc
         raise UpstreamNetworkError(network_failure("upstream answer timed out", timeout=True)) from exc
+
+
+def _combined(last: AstraError, failures: list[Failure]) -> AstraError:
+    """The error that ends a plan: when no cluster had credentials, one naming them all."""
+    missing = [f.message for f in failures if f.code == _NO_CREDENTIALS]
+    if len(missing) < 2 or len(missing) != len(failures):
+        return last
+    details = "; ".join(dict.fromkeys(missing))
+    return AstraError(replace(last.failure, message=f"no provider of this agent has credentials: {details}"))
 
 
 def _outcome_label(exc: UpstreamError) -> str:

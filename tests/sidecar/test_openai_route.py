@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import openai
@@ -320,3 +321,25 @@ async def test_guard_errors_come_in_the_callers_api_shape(tmp_path: Path) -> Non
     assert anthropic_style.status == 404 and anthropic_body["type"] == "error"
     assert anthropic_body["error"]["type"] == "not_found_error"
     assert gemini_style.status == 404 and gemini_body["error"]["status"] == "NOT_FOUND"
+
+
+async def test_no_credentials_anywhere_names_every_provider_and_counts_no_attempt(tmp_path: Path) -> None:
+    yaml = """
+    version: 1
+    agents:
+      chat:
+        model:
+          provider: openai
+          modelId: gpt-a
+          fallback:
+            - {provider: groq, modelId: llama-b}
+    """
+    async with running_sidecar(compile_yaml(tmp_path, yaml), env={}) as sidecar:
+        with pytest.raises(openai.InternalServerError) as caught:
+            await sidecar.client().chat.completions.with_raw_response.create(
+                model="chat", messages=[{"role": "user", "content": "hi"}]
+            )
+    body: Any = caught.value.body
+    assert body["code"] == "credentials_missing"
+    assert "OPENAI_API_KEY" in body["message"] and "GROQ_API_KEY" in body["message"]
+    assert caught.value.response.headers["x-astra-attempts"] == "0"
