@@ -22,7 +22,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = HERE  # ceiling_passthru.py sits beside this file
+SHARED = os.path.join(HERE, "..", "loopback")  # the one ceiling_passthru.py, shared with run_bench.py
 UP = 18190
 MASTER = "sk-" + "5f3c" * 16
 
