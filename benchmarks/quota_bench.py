@@ -1,6 +1,7 @@
-"""The added p50 of a quota check: one in-process sidecar (mock provider) served N requests
-without quotas, with in-process quotas, and with quotas on a loopback Redis (REDIS_URL, or a
-redis-server this script starts on a free port). Prints each p50 and its ratio to the baseline.
+"""The added p50 of a quota check: three in-process sidecars (mock provider) — without quotas,
+with in-process quotas, with quotas on a loopback Redis (a redis-server this script starts on a
+free port) — served N requests each, interleaved (one to each per round, so a shared machine's
+load drifts over all three alike). Prints each p50 and its ratio to the baseline.
 
     .venv/bin/python benchmarks/quota_bench.py [requests]
 """
@@ -34,25 +35,34 @@ _AGENT = """
 _QUOTA = "quotas: {requests: {limit: 100000000, windowMs: 60000}, store: %s, onStateUnavailable: deny}"
 
 
-async def _p50(yaml_text: str, env: dict[str, str], count: int) -> float:
+async def _server(yaml_text: str, env: dict[str, str]) -> TestServer:
     folder = Path(tempfile.mkdtemp())
     (folder / "astra.yml").write_text(textwrap.dedent(yaml_text))
-    app = create_app(load_routing_table(folder / "astra.yml"), env=env)
-    server = TestServer(app)
+    server = TestServer(create_app(load_routing_table(folder / "astra.yml"), env=env))
     await server.start_server()
-    url = str(server.make_url("/v1/chat/completions"))
+    return server
+
+
+async def _p50s(yaml_texts: list[str], env: dict[str, str], count: int) -> list[float]:
+    """The p50 (µs) of each config's requests, taken interleaved: each round sends one request to
+    every config's sidecar, in turn, so drift of a shared machine's load hits them all alike."""
+    servers = [await _server(text, env) for text in yaml_texts]
+    urls = [str(server.make_url("/v1/chat/completions")) for server in servers]
     body = {"model": "bench", "messages": [{"role": "user", "content": "hi"}]}
-    samples: list[float] = []
+    samples: list[list[float]] = [[] for _ in urls]
     async with aiohttp.ClientSession() as session:
         for index in range(count + 200):
-            started = time.perf_counter()
-            async with session.post(url, json=body) as response:
-                await response.read()
-                assert response.status == 200, await response.text()
-            if index >= 200:  # warm-up
-                samples.append(time.perf_counter() - started)
-    await server.close()
-    return statistics.median(samples) * 1e6
+            for offset in range(len(urls)):
+                which = (index + offset) % len(urls)
+                started = time.perf_counter()
+                async with session.post(urls[which], json=body) as response:
+                    await response.read()
+                    assert response.status == 200, await response.text()
+                if index >= 200:  # warm-up
+                    samples[which].append(time.perf_counter() - started)
+    for server in servers:
+        await server.close()
+    return [statistics.median(s) * 1e6 for s in samples]
 
 
 def _free_port() -> int:
@@ -93,9 +103,8 @@ async def main(count: int) -> None:
     try:
         env = {"REDIS_URL": f"redis://127.0.0.1:{port}/0"}
         _wait_for_ping(port)
-        base = await _p50(_AGENT % "", env, count)
-        local = await _p50(_AGENT % (_QUOTA % "local"), env, count)
-        redis = await _p50(_AGENT % (_QUOTA % "redis"), env, count)
+        configs = [_AGENT % "", _AGENT % (_QUOTA % "local"), _AGENT % (_QUOTA % "redis")]
+        base, local, redis = await _p50s(configs, env, count)
     finally:
         process.kill()
     print(f"p50 without quotas   {base:8.1f} µs")

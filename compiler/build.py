@@ -27,7 +27,9 @@ from typing import Any
 
 from astra_sidecar.compiler.config import AgentConfig, AgentRef, Config, Target
 from astra_sidecar.compiler.diagnostics import Diagnostic, suggestion
+from astra_sidecar.compiler.embedding_checks import embedding_json
 from astra_sidecar.compiler.fleet_table import quotas_json, state_json
+from astra_sidecar.compiler.pool_table import MemberSpec, key_suffix, members_of, pool_json
 from astra_sidecar.compiler.providers import (
     PROVIDERS,
     ProviderSpec,
@@ -144,12 +146,17 @@ def _rules(spec: ProviderSpec) -> Json:
 
 
 def resolve_cluster(
-    config: Config, target: Target, agent_breaker: Mapping[str, Any] | None
+    config: Config, target: Target, agent_breaker: Mapping[str, Any] | None, member: MemberSpec | None = None
 ) -> tuple[str, Json]:
-    """The cluster key and JSON for one written target (its provider is known)."""
+    """The cluster key and JSON for one written target (its provider is known), or for one member
+    of its pool (`astra_sidecar.compiler.pool_table`)."""
     spec = PROVIDERS[canonical_provider(target.provider) or ""]
     shared = config.provider_settings(spec.id)
-    endpoint = target.endpoint or shared.get("endpoint")
+    entry_env = shared.get("apiKeyEnv") or spec.api_key_env
+    member_env = member.api_key_env if member else None
+    if member_env:
+        shared = {**shared, "apiKeyEnv": member_env}
+    endpoint = (member.endpoint if member else None) or target.endpoint or shared.get("endpoint")
     region = (target.region or shared.get("region")) if spec.wire == "bedrock" else None
     vertex = _vertex(target.vertex or shared.get("vertex")) if spec.wire == "gemini" else None
     base_url = _base_url(spec, endpoint, region, vertex)
@@ -160,6 +167,8 @@ def resolve_cluster(
         shared.get("circuitBreaker"),
         agent_breaker,
     )
+    if not breaker.get("shared"):
+        breaker.pop("shared", None)  # written only when true: other tables keep their hash
     mode = target.credentials or shared.get("credentials") or "env"
     base_url_env = None if endpoint else spec.base_url_env
     cluster: Json = {
@@ -181,6 +190,8 @@ def resolve_cluster(
         "mock": mock,
     }
     suffix = _key_suffix(mock) + ("#passthrough" if cluster["credentials"]["mode"] == "passthrough" else "")
+    if cluster["credentials"]["mode"] == "env":
+        suffix += key_suffix(member_env, entry_env)
     return cluster_key(spec.id, target.model_id, base_url + suffix), cluster
 
 
@@ -194,6 +205,8 @@ class PlanEntry:
     key: str
     path: Path
     context_tokens: int | None = None
+    #: The entry's pool (`astra_sidecar.compiler.pool_table.pool_json`), when it is one.
+    pool: Json | None = None
 
 
 @dataclass(slots=True)
@@ -203,6 +216,8 @@ class Origins:
     agents: dict[str, AgentConfig] = field(default_factory=dict)
     clusters: dict[str, Path] = field(default_factory=dict)
     plans: dict[str, list[PlanEntry]] = field(default_factory=dict)
+    #: Where a pool member's API key variable is written, by its cluster key (for --check-env).
+    key_paths: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +240,17 @@ class _Builder:
         self.diagnostics.append(doc.diag(doc.value_pos(path), code, message))
 
     def add_cluster(self, agent: AgentConfig, target: Target) -> PlanEntry:
-        key, cluster = resolve_cluster(self.config, target, agent.body.get("circuitBreaker"))
+        pool = target.options.get("pool")
+        if pool is None:
+            return PlanEntry(self.add_member(agent, target, None), target.path, _context_tokens(agent, target))
+        members = [(m, self.add_member(agent, target, m)) for m in members_of(target.path, pool)]
+        return PlanEntry(members[0][1], target.path, _context_tokens(agent, target), pool_json(pool, members))
+
+    def add_member(self, agent: AgentConfig, target: Target, member: MemberSpec | None) -> str:
+        key, cluster = resolve_cluster(self.config, target, agent.body.get("circuitBreaker"), member)
+        cluster.update(embedding_json(agent, target))
+        if member is not None and member.api_key_env:
+            self.origins.key_paths.setdefault(key, (*member.path, "apiKeyEnv"))
         first = self.clusters.setdefault(key, cluster)
         self.origins.clusters.setdefault(key, target.path)
         if first is not cluster and first != cluster:
@@ -237,7 +262,7 @@ class _Builder:
                 f"cluster {key} is also defined at line {line} with different "
                 f"{fields}; the first definition is used",
             )
-        return PlanEntry(key, target.path, _context_tokens(agent, target))
+        return key
 
     def collect(self, agent: AgentConfig) -> None:
         primary = self.add_cluster(agent, agent.primary)
@@ -255,7 +280,7 @@ class _Builder:
         else:
             taken = {entry.key for entry in plan}
             plan.extend(
-                PlanEntry(e.key, ref.path, e.context_tokens)
+                PlanEntry(e.key, ref.path, e.context_tokens, e.pool)
                 for e in self.plan(ref.agent_id, stack)
                 if e.key not in taken
             )
@@ -301,6 +326,12 @@ def _plan_limits(agent: AgentConfig, plan: list[PlanEntry]) -> Json:
     return {"planLimits": [{"maxContextTokens": window} for window in windows]}
 
 
+def _pools_json(plan: list[PlanEntry]) -> Json:
+    """`{"pools": {plan key: pool}}` when some entry is a pool, else {}."""
+    pools = {entry.key: entry.pool for entry in plan if entry.pool is not None}
+    return {"pools": pools} if pools else {}
+
+
 def _agent_json(config: Config, agent: AgentConfig, plan: list[PlanEntry]) -> Json:
     body, model, settings = agent.body, agent.model, config.settings
     tools = body.get("tools", {})
@@ -321,7 +352,18 @@ def _agent_json(config: Config, agent: AgentConfig, plan: list[PlanEntry]) -> Js
         or _layer("$defs/settings", settings)["requestTimeoutMs"],
         "promptCache": _layer("$defs/agent/properties/promptCache", body.get("promptCache")),
         **quotas_json(body.get("quotas"), settings),
+        **_pools_json(plan),
+        **({"kind": "embedding"} if model.get("kind") == "embedding" else {}),
+        **_reasoning_json(model.get("reasoning")),
     }
+
+
+def _reasoning_json(reasoning: Mapping[str, Any] | None) -> Json:
+    """`{"reasoning": …}` when the agent sets a default (absent otherwise, so tables keep their hash)."""
+    if not reasoning:
+        return {}
+    written = {"effort": reasoning.get("effort"), "budgetTokens": reasoning.get("budgetTokens")}
+    return {"reasoning": {**written, "expose": reasoning.get("expose", True)}}
 
 
 def _settings_json(settings: Mapping[str, Any]) -> Json:
@@ -343,6 +385,9 @@ def _limits_json(settings: Mapping[str, Any]) -> Json:
         out["limits"] = _layer("$defs/settings/properties/limits", settings["limits"])
     if settings.get("inboundAuth", {}).get("protectMetrics"):
         out["protectMetrics"] = True
+    if "responses" in settings:
+        store = _layer("$defs/settings/properties/responses/properties/store", settings["responses"].get("store"))
+        out["responses"] = {"store": store}
     return out
 
 

@@ -46,7 +46,7 @@ _POLICY_ROOTS = (
     "timeouts",
     "requestTimeoutMs",
 )
-_ENDPOINT_KEYS = ("endpoint", "baseUrlEnv", "baseUrlRule", "region", "vertex")
+_ENDPOINT_KEYS = ("endpoint", "baseUrlEnv", "baseUrlRule", "region", "vertex", "pool")
 _CATEGORY_ORDER: dict[Category, int] = {"route": 0, "limits": 1, "policy": 2, "other": 3, "settings": 4}
 
 
@@ -116,11 +116,27 @@ def agent_view(table: Json, agent_id: str) -> dict[str, Any]:
         "endpoint": primary["baseUrl"],
         "fallbacks": labels[1:],
     }
-    view.update(_flatten({k: v for k, v in agent.items() if k != "plan"}, ""))
+    view.update(_flatten({k: v for k, v in agent.items() if k not in ("plan", "pools")}, ""))
     view.update(_cluster_fields({k: v for k, v in primary.items() if k != "baseUrl"}, "primary"))
     for label, key in zip(labels[1:], agent["plan"][1:], strict=True):
         view.update(_cluster_fields(table["clusters"][key], f"fallback[{label}]"))
+    owners = ["primary", *(f"fallback[{label}]" for label in labels[1:])]
+    for owner, key in zip(owners, agent["plan"], strict=True):
+        view.update(_pool_fields(table, agent.get("pools", {}).get(key), owner))
     return view
+
+
+def _pool_fields(table: Json, pool: Json | None, owner: str) -> dict[str, Any]:
+    """`<owner>.pool.strategy` and `<owner>.pool.members` (`id weight W at URL, key $VAR` each)."""
+    if pool is None:
+        return {}
+    members = []
+    for member in pool["members"]:
+        cluster = table["clusters"][member["cluster"]]
+        key = (cluster.get("credentials") or {}).get("env")
+        where = f" at {cluster['baseUrl']}" + (f", key ${key}" if key else "")
+        members.append(f"{member['id']} weight {member['weight']:g}{where}")
+    return {f"{owner}.pool.strategy": pool["strategy"], f"{owner}.pool.members": members}
 
 
 def _split_owner(field: str) -> tuple[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from astra_sidecar.compiler.table import Agent, Cluster, MockBehavior, RoutingTable
+from astra_sidecar.compiler.table.pool import Pool
 from astra_sidecar.compiler.table.retry import attempt_budget, unreachable_from, worst_delays_ms
 
 
@@ -52,8 +53,30 @@ def _cluster_lines(number: int, cluster: Cluster) -> list[str]:
     return [
         f"  {number + 1}. {role:<11} {cluster.provider} model {cluster.model_id} {_where(cluster)}",
         f"     {'':<11} breaker opens after {breaker.failure_threshold} failures within "
-        f"{breaker.window_ms} ms, probes again after {breaker.cooldown_ms} ms{lacks}",
+        f"{breaker.window_ms} ms, probes again after {breaker.cooldown_ms} ms"
+        f"{', shared through Redis' if cluster.shared_breaker else ''}{lacks}",
     ]
+
+
+def _pool_lines(table: RoutingTable, number: int, pool: Pool) -> list[str]:
+    """A pool entry: its strategy, then one line per member (where it is, its weight, its breaker)."""
+    first = table.clusters[pool.members[0].cluster]
+    role = "primary" if number == 0 else f"fallback {number}"
+    how = "by weight" if pool.strategy == "weighted" else "fewest requests in flight first"
+    lines = [
+        f"  {number + 1}. {role:<11} {first.provider} model {first.model_id}, a pool of "
+        f"{len(pool.members)} ({pool.strategy}: {how}); a failed attempt is retried on another member"
+    ]
+    for member in pool.members:
+        cluster = table.clusters[member.cluster]
+        weight = f"weight {member.weight:g}, " if pool.strategy == "weighted" else ""
+        breaker = cluster.breaker
+        shared = ", shared through Redis" if cluster.shared_breaker else ""
+        lines.append(
+            f"     {'':<11} - {member.id}: {weight}{_where(cluster)}; own breaker "
+            f"({breaker.failure_threshold} failures within {breaker.window_ms} ms{shared})"
+        )
+    return lines
 
 
 def _retry_lines(agent: Agent) -> list[str]:
@@ -126,7 +149,8 @@ def explain_agent(table: RoutingTable, agent: Agent) -> str:
     details = ", ".join(x for x in (agent.display_name, agent.tier and f"tier {agent.tier}") if x)
     lines = [f"Agent {agent.id}" + (f" ({details})" if details else ""), "Plan (tried in order):"]
     for number, cluster in enumerate(table.cluster_plan(agent)):
-        lines.extend(_cluster_lines(number, cluster))
+        pool = agent.pools.get(cluster.key)
+        lines.extend(_cluster_lines(number, cluster) if pool is None else _pool_lines(table, number, pool))
     lines.extend(_retry_lines(agent))
     lines.append(_budget_line(agent))
     lines.extend(_policy_lines(agent))

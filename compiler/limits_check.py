@@ -53,3 +53,11 @@ def check_limits(config: Config) -> Iterator[Diagnostic]:
             f"maxEventFrameBytes {limits['maxEventFrameBytes']} is above the {BOTOCORE_MAX_FRAME} bytes "
             "the event-stream decoder (botocore) accepts: larger frames are refused anyway",
         )
+    deadline = config.settings.get("requestTimeoutMs", schema_defaults("$defs/settings")["requestTimeoutMs"])
+    if "clientStallMs" in written and isinstance(deadline, int) and limits["clientStallMs"] >= deadline:
+        yield doc.diag(
+            at("clientStallMs"),
+            "AST243",
+            f"clientStallMs {limits['clientStallMs']} is not below requestTimeoutMs {deadline}: "
+            "the request deadline ends a stalled stream first",
+        )

@@ -16,18 +16,16 @@ import importlib.util
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from astra_sidecar.compiler.build import Origins, build_table
-from astra_sidecar.compiler.config import Config, read_config
-from astra_sidecar.compiler.config import _agent as read_agent
 from astra_sidecar.compiler.diagnostics import Diagnostic, format_text, has_errors
 from astra_sidecar.compiler.schemas import TABLE_SCHEMA, validator
-from astra_sidecar.compiler.semantic import check_config
 from astra_sidecar.compiler.table import Json, RoutingTable, TableLoadError, content_hash, table_from_json
-from astra_sidecar.compiler.tablecheck import check_env, check_table
-from astra_sidecar.compiler.validate import validate_parts
 from astra_sidecar.compiler.yamlpos import ORIGIN, YamlDocument, dotted, load_bytes, load_text, read_source
+
+if TYPE_CHECKING:
+    from astra_sidecar.compiler.build import Origins
+    from astra_sidecar.compiler.config import Config
 
 #: The sidecar's switch turning every Gemini cluster into a Vertex AI one (sidecar/auth/google.py).
 VERTEX_SWITCH = "ASTRA_GEMINI_VERTEX_AI_ENABLED"
@@ -56,7 +54,15 @@ class CompileResult:
 def _pipeline(
     doc: YamlDocument, raw: bytes, env: Mapping[str, str] | None, found: list[Diagnostic]
 ) -> Json | None:
-    """Run the stages after loading, appending to `found`; the table only when nothing is an error."""
+    """Run the stages after loading, appending to `found`; the table only when nothing is an error.
+
+    The stages are imported here: `astra serve` of a compiled table never loads them."""
+    from astra_sidecar.compiler.build import build_table
+    from astra_sidecar.compiler.config import read_config
+    from astra_sidecar.compiler.semantic import check_config
+    from astra_sidecar.compiler.tablecheck import check_env, check_table
+    from astra_sidecar.compiler.validate import validate_parts
+
     schema = validate_parts(doc)
     found += schema.diagnostics
     if has_errors(found):
@@ -81,6 +87,9 @@ def _pipeline(
 
 def _config_without(doc: YamlDocument, invalid: frozenset[str | int]) -> Config:
     """The typed view of the agents that passed the schema (settings and providers did)."""
+    from astra_sidecar.compiler.config import Config
+    from astra_sidecar.compiler.config import _agent as read_agent
+
     raw = doc.data["agents"]
     if isinstance(raw, dict):
         kept = [(("agents", k), k, doc.key_pos(("agents", k)), b) for k, b in raw.items() if k not in invalid]

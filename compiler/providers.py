@@ -25,6 +25,35 @@ AuthStyle = Literal["bearer", "x-api-key", "x-goog-api-key", "sigv4", "none"]
 
 _NO_RENAMES: MappingProxyType[str, str] = MappingProxyType({})
 
+EmbeddingFormat = Literal["openai", "gemini", "titan", "cohere"]
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingSpec:
+    """A provider's embeddings API, for agents with `model.kind: embedding`.
+
+    `format` is the request shape the sidecar sends (`POST {base}/embeddings`, Gemini
+    `batchEmbedContents`); where it depends on the model (Bedrock InvokeModel), `families` maps a
+    model-id fragment to its format and a model matching none is refused (AST253).
+    `token_input`: the API takes token arrays as `input`. `drop_params` / `rename_params`: OpenAI
+    embedding fields it does not take, or spells differently."""
+
+    format: EmbeddingFormat | None
+    token_input: bool = False
+    drop_params: tuple[str, ...] = ()
+    rename_params: MappingProxyType[str, str] = field(default_factory=lambda: _NO_RENAMES)
+    families: tuple[tuple[str, EmbeddingFormat], ...] = ()
+
+    def format_for(self, model_id: str) -> EmbeddingFormat | None:
+        """The request format for `model_id`, or None when this API cannot embed with it."""
+        if self.format is not None:
+            return self.format
+        return next((fmt for fragment, fmt in self.families if fragment in model_id), None)
+
+
+#: OpenAI's own embeddings API: `POST /v1/embeddings` (platform.openai.com/docs/api-reference/embeddings).
+_OPENAI_EMBEDDINGS = EmbeddingSpec(format="openai", token_input=True)
+
 #: Placeholder bearer sent to keyless OpenAI-compatible servers (vLLM without --api-key).
 KEYLESS_PLACEHOLDER = "astra-no-key"
 
@@ -53,6 +82,8 @@ class ProviderSpec:
     default_headers: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
     #: The bearer sent when the optional key is unset (`KEYLESS_PLACEHOLDER`), or None for none.
     keyless_token: str | None = None
+    #: Its embeddings API, or None when it has none.
+    embeddings: EmbeddingSpec | None = None
 
 
 def _spec(**kwargs: object) -> ProviderSpec:
@@ -70,6 +101,7 @@ PROVIDERS: MappingProxyType[str, ProviderSpec] = MappingProxyType(
                 auth="bearer",
                 api_key_env="OPENAI_API_KEY",
                 developer_as_system=False,
+                embeddings=_OPENAI_EMBEDDINGS,
             ),
             _spec(
                 id="claude",
@@ -87,6 +119,8 @@ PROVIDERS: MappingProxyType[str, ProviderSpec] = MappingProxyType(
                 default_base_url="https://generativelanguage.googleapis.com",
                 auth="x-goog-api-key",
                 api_key_env="GEMINI_API_KEY",
+                # batchEmbedContents (ai.google.dev/api/embeddings); Vertex AI: `:predict`.
+                embeddings=EmbeddingSpec(format="gemini"),
             ),
             _spec(
                 id="grok",
@@ -128,6 +162,12 @@ PROVIDERS: MappingProxyType[str, ProviderSpec] = MappingProxyType(
                     {"max_completion_tokens": "max_tokens", "seed": "random_seed"}
                 ),
                 drop_message_keys=("name",),
+                # docs.mistral.ai/api/endpoint/embeddings: strings only, `output_dimension`.
+                embeddings=EmbeddingSpec(
+                    format="openai",
+                    drop_params=("user",),
+                    rename_params=MappingProxyType({"dimensions": "output_dimension"}),
+                ),
             ),
             _spec(
                 id="openrouter",
@@ -136,6 +176,8 @@ PROVIDERS: MappingProxyType[str, ProviderSpec] = MappingProxyType(
                 auth="bearer",
                 api_key_env="OPENROUTER_API_KEY",
                 developer_as_system=False,
+                # openrouter.ai/docs: `POST /api/v1/embeddings`, text or token input.
+                embeddings=_OPENAI_EMBEDDINGS,
             ),
             _spec(
                 id="ollama",
@@ -147,6 +189,8 @@ PROVIDERS: MappingProxyType[str, ProviderSpec] = MappingProxyType(
                 base_url_env="OLLAMA_BASE_URL",
                 drop_params=("logit_bias", "user"),
                 max_choices=1,
+                # ollama/ollama docs/openai.md: `/v1/embeddings` takes strings, not tokens or `user`.
+                embeddings=EmbeddingSpec(format="openai", drop_params=("user",)),
             ),
             _spec(
                 id="vllm",
@@ -157,6 +201,8 @@ PROVIDERS: MappingProxyType[str, ProviderSpec] = MappingProxyType(
                 key_required=False,
                 endpoint_required=True,
                 keyless_token=KEYLESS_PLACEHOLDER,
+                # vLLM's OpenAI-compatible server: `/v1/embeddings` for pooling models, tokens too.
+                embeddings=_OPENAI_EMBEDDINGS,
             ),
             _spec(
                 id="bedrock",
@@ -167,6 +213,12 @@ PROVIDERS: MappingProxyType[str, ProviderSpec] = MappingProxyType(
                 key_required=False,
                 temperature_max=1.0,
                 max_choices=1,
+                # InvokeModel (docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-embed-text.html,
+                # …/model-parameters-embed.html): Titan Text Embeddings, Cohere Embed.
+                embeddings=EmbeddingSpec(
+                    format=None,
+                    families=(("amazon.titan-embed-text", "titan"), ("cohere.embed-", "cohere")),
+                ),
             ),
             _spec(
                 id="cerebras",

@@ -3,7 +3,8 @@
 Agent ids (AST201), provider ids and aliases (AST202, AST008), endpoints a provider needs (AST203),
 options that do not apply to a provider (AST217), token limits (AST209: maxOutputTokens against the
 model's and each written fallback's maxContextTokens), tool lists (AST211) and
-systemPrompt templates (AST212, AST213). Checks that need the resolved clusters and plans live in
+systemPrompt templates (AST212, AST213), reasoning defaults (AST230-AST237, `reasoning_checks`).
+Checks that need the resolved clusters and plans live in
 `build` (fallback chains, cluster conflicts) and `tablecheck` (capabilities, temperature, latency,
 environment).
 """
@@ -15,10 +16,13 @@ from typing import Any
 
 from astra_sidecar.compiler.config import AgentConfig, Config, Target
 from astra_sidecar.compiler.diagnostics import Diagnostic, suggestion
+from astra_sidecar.compiler.embedding_checks import check_embeddings
 from astra_sidecar.compiler.fleet_checks import check_fleet
 from astra_sidecar.compiler.limits_check import check_limits
+from astra_sidecar.compiler.pool_checks import check_pools, pool_endpoints
 from astra_sidecar.compiler.prompts import check_template
 from astra_sidecar.compiler.providers import PROVIDERS, ProviderSpec, canonical_provider, known_provider_names
+from astra_sidecar.compiler.reasoning_checks import check_reasoning
 from astra_sidecar.compiler.yamlpos import Path
 
 
@@ -85,7 +89,7 @@ def _target(config: Config, target: Target) -> Iterator[Diagnostic]:
         yield doc.diag(doc.value_pos(target.provider_path), "AST202", _unknown_provider(target.provider))
         return
     spec, shared = PROVIDERS[provider], config.provider_settings(provider)
-    if spec.endpoint_required and not (target.endpoint or shared.get("endpoint")):
+    if spec.endpoint_required and not (target.endpoint or shared.get("endpoint") or pool_endpoints(target)):
         message = f"provider '{provider}' needs an endpoint: set endpoint here or in providers.{provider}"
         yield doc.diag(doc.value_pos(target.provider_path), "AST203", message)
     vertex = target.vertex is not None or "vertex" in shared
@@ -138,6 +142,8 @@ def _system_prompt(config: Config, agent: AgentConfig) -> Iterator[Diagnostic]:
 def check_config(config: Config) -> list[Diagnostic]:
     """Every document-level semantic problem, in no particular order."""
     found = [*_agent_ids(config), *_provider_section(config), *check_limits(config), *check_fleet(config)]
+    found.extend(check_embeddings(config))
+    found += check_pools(config)
     for agent in config.agents:
         for target in (agent.primary, *agent.fallbacks):
             if isinstance(target, Target):
@@ -145,4 +151,5 @@ def check_config(config: Config) -> list[Diagnostic]:
         found.extend(_token_limits(config, agent))
         found.extend(_tool_lists(config, agent))
         found.extend(_system_prompt(config, agent))
+        found.extend(check_reasoning(config, agent))
     return found

@@ -81,7 +81,7 @@ def _required_variables(table: RoutingTable, origins: Origins) -> Iterator[tuple
         cluster = table.clusters[key]
         credentials = cluster.credentials
         if credentials.mode == "env" and credentials.required and credentials.env:
-            yield credentials.env, (*path, "provider"), f"API key of {key}"
+            yield credentials.env, origins.key_paths.get(key, (*path, "provider")), f"API key of {key}"
         if credentials.mode == "aws" and not cluster.region and not cluster.base_url:
             yield (
                 "AWS_REGION",

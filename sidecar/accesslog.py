@@ -13,11 +13,17 @@ import logging
 import sys
 import time
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, TypeVar
 
 import orjson
+from aiohttp import web
 
 access_log = logging.getLogger("astra.access")
+_R = TypeVar("_R", bound=web.StreamResponse)
+
+#: Where a route's own handler (model lists, probes, count_tokens, 404s) leaves the error code of
+#: its answer, for the access line the app writes for it (`sidecar/app.py`).
+ERROR_CODE_KEY = web.ResponseKey("astra.error_code", str)
 
 
 class AccessSink(Protocol):
@@ -71,6 +77,18 @@ class BufferedSink:
             self._lines, self._size = [], 0
 
 
+#: The error code of an access line whose failure named none, by status.
+_STATUS_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 408: "request_timeout", 413: "request_too_large", 429: "rate_limited"}  # fmt: skip
+
+
+def with_error_code(response: _R, code: str | None) -> _R:
+    """`response`, marked with the error code its access line names."""
+    if code is not None:
+        response[ERROR_CODE_KEY] = code
+    return response
+
+
 @dataclass(slots=True)
 class AccessRecord:
     request_id: str
@@ -92,6 +110,8 @@ class AccessRecord:
 
     def line(self) -> bytes:
         record = {"ts": round(time.time(), 3), **{k: getattr(self, k) for k in self.__slots__}}
+        if record["error_code"] is None and self.status >= 400:  # e.g. a body refused by validation
+            record["error_code"] = _STATUS_CODES.get(self.status, f"http_{self.status}")
         return orjson.dumps({k: v for k, v in record.items() if v is not None})
 
 

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from astra_sidecar.compiler.table import RoutingTable
-from astra_sidecar.sidecar.accesslog import AccessRecord, AccessSink
+from astra_sidecar.sidecar.accesslog import ERROR_CODE_KEY, AccessRecord, AccessSink
 from astra_sidecar.sidecar.app_keys import STATE
 from astra_sidecar.sidecar.auth.sources import presented_key
 from astra_sidecar.sidecar.clock import Clock, MonotonicClock
@@ -24,6 +24,7 @@ from astra_sidecar.sidecar.protocols.registry import INGRESS
 from astra_sidecar.sidecar.runtime import CredentialFactory, SharedState
 from astra_sidecar.sidecar.serving.admission import ADMISSION, Admission
 from astra_sidecar.sidecar.serving.common import request_id
+from astra_sidecar.sidecar.serving.embeddings import OWN_ACCESS_LINE
 from astra_sidecar.sidecar.serving.flow import serve
 from astra_sidecar.sidecar.serving.responses import error_response
 from astra_sidecar.sidecar.state import AppState
@@ -84,13 +85,35 @@ def _add_ingress(app: web.Application, codec: IngressCodec, codecs: dict[web.Abs
         return await serve(request, codec)
 
     for route in codec.routes():
-        handler = route.handler or call
+        handler = _logged(codec, route.handler) if route.handler is not None else call
         # add_get also answers HEAD, as aiohttp's GET routes do by default.
         if route.method == "GET":
             added = app.router.add_get(route.path, handler)
         else:
             added = app.router.add_route(route.method, route.path, handler)
         codecs[added.resource] = codec  # type: ignore[index]
+
+
+def _logged(codec: IngressCodec, handler: Handler) -> Handler:
+    """A route's own handler (model lists, probes, count_tokens, 404s in the API's shape), writing
+    the request's one access line: method, path, the path's agent, status and error code (the
+    flow writes its own; an HTTP error raised here is written by the guard)."""
+
+    async def logged(request: web.Request) -> web.StreamResponse:
+        shared = request.app[STATE].shared
+        started = shared.clock.now()
+        response = await handler(request)
+        if response.get(OWN_ACCESS_LINE):  # embeddings: the flow wrote it, with provider and tokens
+            return response
+        record = AccessRecord(
+            request_id=request_id(request), route=codec.name, method=request.method, path=request.path,
+            agent=request.match_info.get("agent"), status=response.status, error_code=response.get(ERROR_CODE_KEY),
+            latency_ms=round(max(0.0, shared.clock.now() - started) * 1000.0, 3),
+        )  # fmt: skip
+        record.emit(shared.access_sink)
+        return response
+
+    return logged
 
 
 async def _shared_lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -139,10 +162,11 @@ def _guard(
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            _unrouted_access_line(request, exc.status, "route_not_found" if exc.status in (404, 405) else None)
-            return error_response(
-                _codec_of(request, codecs), Failure(exc.status, _http_error_type(exc.status), exc.reason, code=None)
-            )
+            code = {404: "route_not_found", 405: "method_not_allowed"}.get(exc.status)
+            _unrouted_access_line(request, exc.status, code)
+            message = _http_error_message(request, exc)
+            failure = Failure(exc.status, _http_error_type(exc.status), message, code=code)
+            return error_response(_codec_of(request, codecs), failure, _allow_header(exc))
         except Exception:
             log.exception("unexpected error serving %s %s", request.method, request.path)
             return error_response(
@@ -166,6 +190,21 @@ def _codec_of(request: web.Request, codecs: Mapping[web.AbstractResource, Ingres
     """The API of the route that matched (OpenAI's when none did)."""
     resource = request.match_info.route.resource
     return codecs.get(resource, OPENAI) if resource is not None else OPENAI
+
+
+def _http_error_message(request: web.Request, exc: web.HTTPException) -> str:
+    """What an HTTP error of aiohttp's router says: the route, named by method and path."""
+    if exc.status == 404:
+        return f"no such route: {request.method} {request.path}"
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return f"method {request.method} is not allowed on {request.path} (allowed: {allowed})"
+    return exc.reason
+
+
+def _allow_header(exc: web.HTTPException) -> dict[str, str]:
+    allow = exc.headers.get("Allow")
+    return {"Allow": allow} if allow else {}
 
 
 def _http_error_type(status: int) -> str:

@@ -2,8 +2,10 @@
 
 Built from the table's `settings.limits` (see docs/hardening.md for the defaults and why).
 The transport (`astra_sidecar.sidecar.upstream`) applies the read limits, the SSE decoder
-(`astra_sidecar.sidecar.sse`) the line and event limits, the relay the stall limit and the
-admission check (`astra_sidecar.sidecar.serving.admission`) the in-flight cap.
+(`astra_sidecar.sidecar.sse`) the line and event limits, the relay the stall limit, the body
+reader (`astra_sidecar.sidecar.serving.common`) the body timeout, `astra serve`'s server
+(`astra_sidecar.sidecar.server`) the header timeout and the admission check
+(`astra_sidecar.sidecar.serving.admission`) the in-flight cap.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ class Limits:
     max_decompressed_bytes: int = 32 * MIB
     max_compression_ratio: int = 200
     max_in_flight: int = 1024
+    client_stall_ms: int = 30_000
+    client_header_timeout_ms: int = 30_000
+    client_body_timeout_ms: int = 60_000
 
 
 DEFAULT_LIMITS = Limits()

@@ -17,6 +17,7 @@ Names (all prefixed `astra_`):
   reloads_total{result}                           ok / failed / unchanged
   in_flight_requests
   admission_refused_total{reason}                 503 over_capacity (maxInFlight): sidecar / agent
+  client_stalls_total{agent}                      streams cut: the client accepted no bytes for clientStallMs
 
 No label value is chosen by a client: agents are the table's (an unknown model is answered 404
 before any metric), providers and statuses the sidecar's, and tool names (which a model may
@@ -105,6 +106,9 @@ class Metrics:
         self.in_flight = add(Gauge("astra_in_flight_requests", "Requests being served"))
         self.admission_refused = add(
             Counter("astra_admission_refused", "Requests refused over maxInFlight", ["reason"])
+        )
+        self.client_stalls = add(
+            Counter("astra_client_stalls", "Streams cut: the client accepted no bytes for clientStallMs", ["agent"])
         )
         self.fleet = FleetMetrics(self._families.add)  # quotas and shared state: astra_sidecar.sidecar.fleet.metrics
 

@@ -12,10 +12,8 @@ import logging
 import os
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-
-import orjson
 
 from astra_sidecar.compiler.table import Agent, Cluster, Credentials, RoutingTable
 from astra_sidecar.sidecar.accesslog import AccessSink, LoggingSink
@@ -26,6 +24,7 @@ from astra_sidecar.sidecar.auth.sources import (
     PassthroughSource,
 )
 from astra_sidecar.sidecar.clock import Clock
+from astra_sidecar.sidecar.fleet.breaker_store import SharedBreakers
 from astra_sidecar.sidecar.fleet.quota import QuotaGate
 from astra_sidecar.sidecar.limits import DEFAULT_LIMITS, Limits, limits_from
 from astra_sidecar.sidecar.metrics import Metrics
@@ -33,7 +32,9 @@ from astra_sidecar.sidecar.policy.agent import AgentPolicy
 from astra_sidecar.sidecar.protocols import registry
 from astra_sidecar.sidecar.protocols.base import Adapter
 from astra_sidecar.sidecar.protocols.mock.transport import MockTransport
+from astra_sidecar.sidecar.protocols.openai.models import models_body
 from astra_sidecar.sidecar.resilience.breaker import ClusterBreaker
+from astra_sidecar.sidecar.resilience.pool import PoolMemberRuntime, PoolRuntime, entry_label, no_in_flight
 from astra_sidecar.sidecar.upstream import HttpTransport, Transport
 
 log = logging.getLogger("astra.sidecar")
@@ -55,6 +56,8 @@ class AgentRuntime:
     agent: Agent
     policy: AgentPolicy
     plan: tuple[ClusterRuntime, ...]
+    #: Plan entries that are pools, by plan key (`astra_sidecar.sidecar.resilience.pool`).
+    pools: MappingProxyType[str, PoolRuntime] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,14 +92,17 @@ class SharedState:
         self.http = HttpTransport()
         self.mock = MockTransport(clock)
         self.quotas = QuotaGate(metrics.fleet, clock, self.env)
+        self.shared_breakers = SharedBreakers(metrics.fleet, self.env)
 
     def transport_for(self, cluster: Cluster) -> Transport:
         return self.mock if cluster.wire == "mock" else self.http
 
     def breaker_for(self, cluster: Cluster) -> ClusterBreaker:
         breaker = self.breakers.get(cluster.key)
-        if breaker is None or breaker.policy != cluster.breaker:
-            breaker = ClusterBreaker(cluster.key, cluster.breaker, self.clock, self._on_breaker(cluster))
+        store = self.shared_breakers if cluster.shared_breaker and self.shared_breakers.active else None
+        if breaker is None or breaker.policy != cluster.breaker or breaker.store is not store:
+            on_change = self._on_breaker(cluster)
+            breaker = ClusterBreaker(cluster.key, cluster.breaker, self.clock, on_change, store)
             self.breakers[cluster.key] = breaker
             self.metrics.breaker_state.labels(cluster.key, cluster.provider).set(0)
         return breaker
@@ -121,6 +127,7 @@ class SharedState:
 
     async def close(self) -> None:
         await self.quotas.close()
+        await self.shared_breakers.close()
         self.access_sink.flush()
         await self.http.close()
         await self.mock.close()
@@ -181,6 +188,7 @@ def resolve_cluster(cluster: Cluster, env: Mapping[str, str]) -> Cluster:
 
 def build_runtime(table: RoutingTable, shared: SharedState) -> Runtime:
     shared.quotas.configure(table)
+    shared.shared_breakers.configure(table)
     clusters: dict[str, ClusterRuntime] = {}
     for key, cluster in table.clusters.items():
         resolved = resolve_cluster(cluster, shared.env)
@@ -198,7 +206,9 @@ def build_runtime(table: RoutingTable, shared: SharedState) -> Runtime:
             breaker=shared.breaker_for(cluster),
         )
     agents = {
-        agent_id: AgentRuntime(agent, AgentPolicy(agent), tuple(clusters[k] for k in agent.plan))
+        agent_id: AgentRuntime(
+            agent, AgentPolicy(agent), tuple(clusters[k] for k in agent.plan), _pools(agent, clusters, shared)
+        )
         for agent_id, agent in table.agents.items()
     }
     return Runtime(
@@ -210,14 +220,17 @@ def build_runtime(table: RoutingTable, shared: SharedState) -> Runtime:
     )
 
 
+def _pools(
+    agent: Agent, clusters: Mapping[str, ClusterRuntime], shared: SharedState
+) -> MappingProxyType[str, PoolRuntime]:
+    pools = {}
+    for key, pool in agent.pools.items():
+        members = tuple(PoolMemberRuntime(m.id, clusters[m.cluster], m.weight) for m in pool.members)
+        in_flight = shared.http.in_flight if members[0].cluster.transport is shared.http else no_in_flight
+        label = entry_label(agent.plan.index(key))
+        pools[key] = PoolRuntime(agent.id, label, pool.strategy, members, in_flight, shared.metrics.fleet)
+    return MappingProxyType(pools)
+
+
 def _models_body(agents: Mapping[str, AgentRuntime]) -> bytes:
-    data = [
-        {
-            "id": agent_id,
-            "object": "model",
-            "created": 0,
-            "owned_by": f"astra:{runtime.plan[0].cluster.provider}",
-        }
-        for agent_id, runtime in sorted(agents.items())
-    ]
-    return orjson.dumps({"object": "list", "data": data})
+    return models_body(agents)

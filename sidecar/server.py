@@ -36,6 +36,7 @@ from astra_sidecar.sidecar.accesslog import BufferedSink, configure_logging
 from astra_sidecar.sidecar.app import create_app
 from astra_sidecar.sidecar.app_keys import STATE
 from astra_sidecar.sidecar.auth.google import VertexConfigError
+from astra_sidecar.sidecar.limits import limits_from
 from astra_sidecar.sidecar.metric_workers import FLUSH_INTERVAL_S, WorkerMetrics
 from astra_sidecar.sidecar.reload import Reloader, TableLoader, describe
 
@@ -106,7 +107,7 @@ async def _serve_async(
         return 2
     state = app[STATE]
     grace_s = state.runtime.table.settings.drain_grace_ms / 1000.0
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=grace_s)
+    runner = web.AppRunner(app, **server_settings(state.runtime.table))
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
     try:
@@ -140,6 +141,28 @@ async def _serve_async(
     await state.drain(grace_s)
     await runner.cleanup()
     return 0
+
+
+#: After an answer, how long aiohttp reads and drops the unread rest of a request body before it
+#: closes the connection (aiohttp's default is 10 s).
+LINGERING_S = 2.0
+
+
+def server_settings(table: RoutingTable) -> dict[str, Any]:
+    """aiohttp's server settings (`web.AppRunner` arguments) for `table` (docs/hardening.md, "Clients").
+
+    aiohttp's keep-alive timer closes a connection whose handler still waits for a complete
+    request head: it starts when the connection opens and again after each answer, and bytes of
+    a partial head do not push it back. So `clientHeaderTimeoutMs` bounds a slow-header client
+    and an idle kept-alive connection alike. Read at start: a reload does not change it."""
+    limits = limits_from(table.settings.limits)
+    return {
+        "handler_cancellation": True,
+        "access_log": None,
+        "shutdown_timeout": table.settings.drain_grace_ms / 1000.0,
+        "keepalive_timeout": limits.client_header_timeout_ms / 1000.0,
+        "lingering_time": LINGERING_S,
+    }
 
 
 class _Background:

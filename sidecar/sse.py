@@ -11,14 +11,13 @@ are held as a list of pieces, so a long line costs linear, not quadratic, copyin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from astra_sidecar.sidecar.errors import UpstreamTooLargeError
 from astra_sidecar.sidecar.limits import DEFAULT_LIMITS
 
 
-@dataclass(frozen=True, slots=True)
-class SseEvent:
+class SseEvent(NamedTuple):  # a tuple: one is built per relayed event
     data: bytes
     event: str | None = None
 
@@ -36,6 +35,9 @@ class SseDecoder:
         self._pending_size = 0
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
+        simple = self._whole_data_events(chunk)
+        if simple is not None:
+            return simple
         if b"\n" not in chunk and b"\r" not in chunk:
             self._hold(chunk)
             return []
@@ -55,6 +57,23 @@ class SseDecoder:
         lines = buffer.split(b"\n")
         self._buffer = lines.pop()
         return self._consume(lines)
+
+    def _whole_data_events(self, chunk: bytes) -> list[SseEvent] | None:
+        """The common read, decoded without the line machinery: nothing held from earlier reads,
+        and whole one-line `data: …` events with LF line ends. None for anything else."""
+        if self._buffer or self._pending or self._data or b"\r" in chunk or not chunk.startswith(b"data: "):
+            return None
+        end = len(chunk) - 2
+        if chunk.find(b"\n") == end and chunk.endswith(b"\n\n") and end - 6 <= self._max:
+            return [SseEvent(chunk[6:end])]  # one event: the usual read of a paced stream
+        if not chunk.endswith(b"\n\n"):
+            return None
+        events: list[SseEvent] = []
+        for part in chunk[:end].split(b"\n\n"):
+            if not part.startswith(b"data: ") or b"\n" in part or len(part) - 6 > self._max:
+                return None
+            events.append(SseEvent(part[6:]))
+        return events
 
     def _hold(self, chunk: bytes) -> None:
         self._pending.append(chunk)

@@ -264,6 +264,11 @@ class HttpTransport:
     def open(self, cluster: Cluster, request: UpstreamRequest, timeouts: AttemptTimeouts) -> _Exchange:
         return _Exchange(self._session_for(cluster, timeouts.limits), request, timeouts)
 
+    def in_flight(self, key: str) -> int:
+        """Requests in flight on the pool of cluster `key` (least-in-flight pools read it)."""
+        pooled = self._pools.get(key)
+        return pooled.in_flight if pooled is not None else 0
+
     def _retire(self, pooled: _PooledSession) -> None:
         task = asyncio.get_running_loop().create_task(self._close_when_idle(pooled))
         self._retiring.add(task)

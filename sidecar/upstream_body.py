@@ -69,26 +69,52 @@ def inflater_for(content_encoding: str | None, limits: Limits) -> Inflater | Non
 
 
 class SseWatch:
-    """The longest line and event of a `text/event-stream` body, checked as bytes arrive."""
+    """The longest line and event of a `text/event-stream` body, checked as bytes arrive,
+    wherever the reads cut it (CR, LF and CRLF all end a line; a blank line ends an event)."""
 
-    __slots__ = ("_event", "_limits", "_line", "_tail")
+    __slots__ = ("_after_cr", "_event", "_limits", "_line", "_line_ended")
 
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
-        self._line = 0
-        self._event = 0
-        self._tail = b""
+        self._line = 0  # bytes of the line not yet ended
+        self._event = 0  # bytes since the last blank line
+        self._line_ended = True
+        self._after_cr = False  # the last read ended in CR: a leading LF completes that CRLF
 
     def feed(self, data: bytes) -> None:
-        line_end = max(data.rfind(b"\n"), data.rfind(b"\r"))
-        self._line = len(data) - 1 - line_end if line_end >= 0 else self._line + len(data)
-        joined = self._tail + data
-        blank = max(joined.rfind(b"\n\n"), joined.rfind(b"\r\r"), joined.rfind(b"\n\r\n"))
-        self._event = len(joined) - blank if blank >= 0 else self._event + len(data)
-        self._tail = joined[-3:] if len(joined) >= 3 else joined
         limit = self._limits.max_sse_line_bytes
-        if self._line > limit or self._event > limit:
-            raise UpstreamTooLargeError(f"an SSE line or event longer than {limit} bytes")
+        if self._line + self._event + len(data) <= limit and data.endswith(b"\n\n"):
+            # Nothing in `data` can pass the limit, and it ends an event: the common read.
+            self._line, self._event, self._line_ended, self._after_cr = 0, 0, True, False
+            return
+        text = data[1:] if self._after_cr and data.startswith(b"\n") else data
+        self._after_cr = text.endswith(b"\r")
+        if b"\r" in text:
+            text = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        self._check_lines(text.split(b"\n"), limit)
+        # A line ended by the last read may meet an empty line here: that is a blank line too.
+        joined = b"\n" + text if self._line_ended else text
+        self._check_events(joined.split(b"\n\n"), len(joined) - len(text), limit)
+        self._line_ended = text.endswith(b"\n") or (not text and self._line_ended)
+
+    def _check_lines(self, lines: list[bytes], limit: int) -> None:
+        longest = max(self._line + len(lines[0]), max(map(len, lines[1:]), default=0))
+        self._line = len(lines[-1]) if len(lines) > 1 else self._line + len(lines[0])
+        if longest > limit:
+            raise UpstreamTooLargeError(f"an SSE line longer than {limit} bytes")
+
+    def _check_events(self, events: list[bytes], prefix: int, limit: int) -> None:
+        """`events`: the read split at blank lines; an event's length counts its lines' ends."""
+        *ended, open_event = events
+        if not ended:
+            self._event += len(open_event) - prefix
+            longest = self._event
+        else:
+            first = self._event + len(ended[0]) - prefix + 1
+            longest = max(first, max((len(e) + 1 for e in ended[1:]), default=0), len(open_event))
+            self._event = len(open_event)
+        if longest > limit:
+            raise UpstreamTooLargeError(f"an SSE event longer than {limit} bytes")
 
 
 class FrameWatch:

@@ -2,7 +2,8 @@
 
 `model` holds the frozen dataclasses, `load` their JSON form (the loader, the canonical bytes and
 the content hash), `retry` the meaning of a retry policy (backoff delays and the worst-case
-latency budget), `prompts` the sandbox that renders system prompts. The sidecar imports nothing
+latency budget), `prompts` the sandbox that renders system prompts, `reasoning` each model
+family's reasoning control (the compiler's checks and the sidecar's budgets). The sidecar imports nothing
 else of the compiler (tests/compiler/test_import_contract.py checks it).
 """
 
@@ -20,13 +21,16 @@ from astra_sidecar.compiler.table.model import (
     BreakerPolicy,
     Cluster,
     Credentials,
+    EmbeddingRules,
     Json,
     Listen,
     MockBehavior,
     MockToolCall,
     PlanLimits,
     PromptCache,
+    Reasoning,
     RequestRules,
+    ResponsesStore,
     RetryPolicy,
     RoutingTable,
     Settings,
@@ -43,13 +47,16 @@ __all__ = [
     "BreakerPolicy",
     "Cluster",
     "Credentials",
+    "EmbeddingRules",
     "Json",
     "Listen",
     "MockBehavior",
     "MockToolCall",
     "PlanLimits",
     "PromptCache",
+    "Reasoning",
     "RequestRules",
+    "ResponsesStore",
     "RetryPolicy",
     "RoutingTable",
     "Settings",

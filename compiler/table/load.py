@@ -18,13 +18,16 @@ from astra_sidecar.compiler.table.model import (
     BreakerPolicy,
     Cluster,
     Credentials,
+    EmbeddingRules,
     Json,
     Listen,
     MockBehavior,
     MockToolCall,
     PlanLimits,
     PromptCache,
+    Reasoning,
     RequestRules,
+    ResponsesStore,
     RetryPolicy,
     RoutingTable,
     Settings,
@@ -32,6 +35,7 @@ from astra_sidecar.compiler.table.model import (
     ToolPolicy,
     VertexTarget,
 )
+from astra_sidecar.compiler.table.pool import pools_from
 
 
 class TableLoadError(Exception):
@@ -142,7 +146,26 @@ def _cluster_from(key: str, d: Json) -> Cluster:
         else None,
         mock=_mock_from(d.get("mock")),
         base_url_rule=_base_url_rule_from(d.get("baseUrlRule")),
+        shared_breaker=bool(d["breaker"].get("shared", False)),
+        embedding=_embedding_from(d.get("embedding")),
     )
+
+
+def _embedding_from(d: Json | None) -> EmbeddingRules | None:
+    if d is None:
+        return None
+    return EmbeddingRules(
+        format=d["format"],
+        token_input=d["tokenInput"],
+        drop_params=tuple(d["dropParams"]),
+        rename_params=_frozen_map(d["renameParams"]),
+    )
+
+
+def _reasoning_from(d: Json | None) -> Reasoning | None:
+    if d is None:
+        return None
+    return Reasoning(effort=d.get("effort"), budget_tokens=d.get("budgetTokens"), expose=d.get("expose", True))
 
 
 def _agent_from(agent_id: str, d: Json) -> Agent:
@@ -173,6 +196,9 @@ def _agent_from(agent_id: str, d: Json) -> Agent:
         prompt_vars=_frozen_map(d.get("promptVars")),
         plan_limits=tuple(PlanLimits(limit.get("maxContextTokens")) for limit in d.get("planLimits", ())),
         quota=quota_from(d.get("quotas")),
+        pools=pools_from(d.get("pools")),
+        kind=d.get("kind", "chat"),
+        reasoning=_reasoning_from(d.get("reasoning")),
     )
 
 
@@ -185,7 +211,15 @@ def _settings_from(d: Json) -> Settings:
         redis=redis_state_from(d.get("state")),
         limits=MappingProxyType(dict(d.get("limits", {}))),
         protect_metrics=bool(d.get("protectMetrics", False)),
+        responses_store=_responses_store_from(d.get("responses")),
     )
+
+
+def _responses_store_from(d: Json | None) -> ResponsesStore:
+    store = (d or {}).get("store")
+    if not store:
+        return ResponsesStore()
+    return ResponsesStore(max_entries=store["maxEntries"], max_bytes=store["maxBytes"], ttl_ms=store["ttlMs"])
 
 
 def table_from_json(data: Json) -> RoutingTable:

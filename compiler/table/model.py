@@ -15,7 +15,8 @@ route identically. Credentials appear only as environment variable names.
 
 Some keys appear only when used, so the tables of configs that do not use them (and their hashes)
 stay as they were: an agent's `planLimits` (one `{maxContextTokens}` per plan entry, written when
-some entry's context window differs from the agent's `maxContextTokens`), a mock's `toolCalls`, a
+some entry's context window differs from the agent's `maxContextTokens`), an agent's `kind` (only
+`embedding`: absent means chat), a mock's `toolCalls`, a
 cluster's `baseUrlRule` (with `baseUrlEnv`) and its credentials' `keylessToken`. A table written
 before the last two existed still loads: its env base URL then only loses trailing slashes, and
 its keyless clusters send no token.
@@ -31,10 +32,12 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from astra_sidecar.compiler.table.fleet import QuotaPolicy, RedisState
+from astra_sidecar.compiler.table.pool import Pool
 
 SCHEMA_VERSION = 1
 
 CredentialMode = Literal["env", "passthrough", "none", "aws", "google"]
+AgentKind = Literal["chat", "embedding"]
 Json = dict[str, Any]
 
 
@@ -159,6 +162,18 @@ class BaseUrlRule:
 
 
 @dataclass(frozen=True, slots=True)
+class EmbeddingRules:
+    """How a cluster of an embedding agent is asked for embeddings: the request `format`
+    (`openai`, `gemini`, `titan`, `cohere`), whether it takes token arrays as input, and the
+    OpenAI embedding fields it drops or spells differently."""
+
+    format: str
+    token_input: bool = False
+    drop_params: tuple[str, ...] = ()
+    rename_params: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
 class Cluster:
     key: str
     provider: str
@@ -178,6 +193,11 @@ class Cluster:
     mock: MockBehavior | None = None
     #: Applied to the value of `base_url_env` when that variable is set at start.
     base_url_rule: BaseUrlRule = BaseUrlRule()
+    #: The breaker's state is kept in `settings.state.redis` for every replica (`breaker.shared`
+    #: in the table, written only when true).
+    shared_breaker: bool = False
+    #: Set only on clusters of embedding agents.
+    embedding: EmbeddingRules | None = None
 
     def env_base_url(self, value: str) -> str:
         """The base URL to use when `base_url_env` holds `value`."""
@@ -209,6 +229,16 @@ class PromptCache:
 
 
 @dataclass(frozen=True, slots=True)
+class Reasoning:
+    """The agent's reasoning default (`model.reasoning`), used when a request sets none: an
+    effort level and/or a budget in tokens; `expose` False strips reasoning text from answers."""
+
+    effort: str | None = None
+    budget_tokens: int | None = None
+    expose: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class PlanLimits:
     """Limits of one plan entry: the context window of the model it calls (None: no limit)."""
 
@@ -234,6 +264,12 @@ class Agent:
     #: Per plan entry (same order as `plan`); empty when every entry has `max_context_tokens`.
     plan_limits: tuple[PlanLimits, ...] = ()
     quota: QuotaPolicy | None = None
+    #: Plan entries served by a pool of deployments, by plan key; written only when some are.
+    pools: MappingProxyType[str, Pool] = field(default_factory=lambda: MappingProxyType({}))
+    #: What the agent serves: `chat` (chat, responses, messages, generateContent) or `embedding`.
+    kind: AgentKind = "chat"
+    #: `model.reasoning`; None when the agent sets no reasoning default.
+    reasoning: Reasoning | None = None
 
     @property
     def primary(self) -> str:
@@ -247,6 +283,15 @@ class Agent:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponsesStore:
+    """`settings.responses.store`: the bound of the response store (`max_entries` 0 turns it off)."""
+
+    max_entries: int = 1000
+    max_bytes: int = 64 * 1024 * 1024
+    ttl_ms: int = 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     listen: Listen = Listen()
     drain_grace_ms: int = 10000
@@ -256,6 +301,7 @@ class Settings:
     #: `settings.limits` as written in the table (camelCase keys); see sidecar/limits.py.
     limits: MappingProxyType[str, int] = field(default_factory=lambda: MappingProxyType({}))
     protect_metrics: bool = False
+    responses_store: ResponsesStore = ResponsesStore()
 
 
 @dataclass(frozen=True, slots=True)

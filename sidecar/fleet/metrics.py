@@ -6,6 +6,10 @@ quota_state_errors_total{op}                     Redis calls that failed (admit,
 quota_state_seconds{op}                          Redis call latency
 quota_state_available                            1 while the shared state answers, 0 while it does not
 background_failures_total{task}                  settlements that could not be written
+pool_selections_total{agent,pool,member}         attempts sent to each pool member (pool: primary, fallback1, …)
+pool_skips_total{agent,pool,member,reason}       members passed over: breaker_open
+breaker_state_errors_total{op}                   shared-breaker calls to Redis that failed (read, record)
+breaker_state_available                          1 while the shared breaker state answers, 0 on the local fallback
 """
 
 from __future__ import annotations
@@ -29,6 +33,24 @@ class FleetMetrics:
         self.background_failures = Counter(
             "astra_background_failures", "Background tasks that failed", ["task"]
         )
+        self.pool_selections = Counter(
+            "astra_pool_selections", "Attempts sent to a pool member", ["agent", "pool", "member"]
+        )
+        self.pool_skips = Counter(
+            "astra_pool_skips", "Pool members passed over", ["agent", "pool", "member", "reason"]
+        )
+        self.breaker_state_errors = Counter(
+            "astra_breaker_state_errors", "Shared-breaker calls that failed", ["op"]
+        )
+        self.breaker_state_available = Gauge(
+            "astra_breaker_state_available", "1 while the shared breaker state answers"
+        )
         families = (self.checks, self.usage, self.state_errors, self.state_seconds, self.state_available)
-        for family in (*families, self.background_failures):
+        pools = (
+            self.pool_selections,
+            self.pool_skips,
+            self.breaker_state_errors,
+            self.breaker_state_available,
+        )
+        for family in (*families, self.background_failures, *pools):
             register(family)

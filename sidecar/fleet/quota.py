@@ -126,37 +126,42 @@ class QuotaGate:
             raise RuntimeError(f"settings.state.redis: {state.url_env} is not set (it holds the Redis URL)")
         return url
 
-    def _store(self, policy: QuotaPolicy) -> CounterStore:
-        return self.redis if policy.store == "redis" and self.redis is not None else self.local
-
     async def admit(
         self, agent: Agent, headers: Mapping[str, str], size: RequestSize, stream: bool
     ) -> Ticket | None:
         policy = agent.quota
         if policy is None:
             return None
-        limit_key, store_key = caller_key(policy, headers)
-        limits = policy.limits_for(limit_key)
-        period_id, period_left = period(limits.budget, self._wall()) if limits.budget else ("", 0)
+        if policy.key_by is None:
+            limits, base = policy.limits, f"{agent.id}:{_NO_KEY}"
+        else:
+            limit_key, store_key = caller_key(policy, headers)
+            limits, base = policy.limits_for(limit_key), f"{agent.id}:{store_key}"
+        budget = limits.budget
+        period_id, period_left = period(budget, self._wall()) if budget else ("", 0)
         streams = stream and limits.concurrent_streams is not None
+        # Estimates only for the dimensions that count tokens: the rest of the cost is the check.
+        counts_input = limits.input_tokens is not None or budget is not None
+        counts_output = limits.output_tokens is not None or budget is not None
         charge = Charge(
-            base=f"{agent.id}:{store_key}",
+            base=base,
             limits=limits,
-            input_tokens=estimate_tokens(size, agent.system_prompt),
-            output_tokens=output_reserve(size.output_cap, agent.max_output_tokens),
+            input_tokens=estimate_tokens(size, agent.system_prompt) if counts_input else 0,
+            output_tokens=output_reserve(size.output_cap, agent.max_output_tokens) if counts_output else 0,
             lease_id=uuid.uuid4().hex if streams else None,
             lease_ms=agent.request_timeout_ms + 5000,
             period_id=period_id,
             period_left_ms=period_left,
         )
-        store = self._store(policy)
+        if policy.store != "redis" or self.redis is None:
+            return self._decided(agent.id, self.local, charge, self.local.decide(charge))
         try:
-            verdict = await store.admit(charge)
+            verdict = await self.redis.admit(charge)
         except StateUnavailableError as exc:
             self._unavailable(agent, policy, exc)
             return None
         self._became(True, None)
-        return self._decided(agent.id, store, charge, verdict)
+        return self._decided(agent.id, self.redis, charge, verdict)
 
     def _decided(self, agent_id: str, store: CounterStore, charge: Charge, verdict: Verdict) -> Ticket:
         headers = ratelimit_headers(verdict)
@@ -205,6 +210,9 @@ class QuotaGate:
         limits = charge.limits
         tokens_counted = limits.input_tokens or limits.output_tokens or limits.budget
         if not ((tokens_counted and (input_delta or output_delta)) or charge.lease_id):
+            return
+        if ticket.store is self.local:
+            self.local.charge(charge, input_delta, output_delta)  # in-process: at once, no task
             return
         task = asyncio.get_running_loop().create_task(self._settle(ticket, input_delta, output_delta))
         self._tasks.add(task)

@@ -13,6 +13,8 @@ Per request (whatever cluster serves it):
 
 Per attempt (the cluster may be a fallback on another provider):
 - the model becomes the cluster's modelId;
+- the agent's reasoning default (`model.reasoning`) is written when the request asks for none
+  (`astra_sidecar.sidecar.policy.reasoning_defaults`), fitted to that model;
 - the rendered system prompt (sandboxed Jinja2) goes first, with the agent's prompt-cache marks
   where the API has them;
 - the temperature is clamped to the provider's range, and the number of answers checked against
@@ -23,16 +25,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import jinja2
-from jinja2 import meta
+from typing import TYPE_CHECKING
 
 from astra_sidecar.compiler.table import Agent, Cluster
-from astra_sidecar.compiler.table.prompts import make_environment, render_context
 from astra_sidecar.sidecar.errors import ClientError
 from astra_sidecar.sidecar.policy.tools import ToolGuard
 from astra_sidecar.sidecar.protocols.base import Body
 from astra_sidecar.sidecar.protocols.codec import PolicyAccess
+
+if TYPE_CHECKING:
+    import jinja2
 
 _TIME_VARIABLES = frozenset({"date", "now"})
 
@@ -58,6 +60,11 @@ class AgentPolicy:
         self._time_dependent = False
         self._prompt_cache: dict[str, str] = {}
         if agent.system_prompt is not None:
+            # Jinja2 is loaded by the first agent with a system prompt: a table without one never needs it.
+            from jinja2 import meta
+
+            from astra_sidecar.compiler.table.prompts import make_environment
+
             env = env or make_environment()
             self._template = env.from_string(agent.system_prompt)
             names = meta.find_undeclared_variables(env.parse(agent.system_prompt))
@@ -77,6 +84,7 @@ class AgentPolicy:
     ) -> Body:
         body = dict(prepared.body)
         access.set_model(body, cluster.model_id)
+        access.apply_reasoning_default(body, self.agent, cluster.model_id)
         access.add_system_prompt(body, self.system_prompt(cluster, now), self.agent.prompt_cache)
         temperature = access.temperature(body)
         if temperature is not None and temperature > cluster.rules.temperature_max:
@@ -93,6 +101,8 @@ class AgentPolicy:
             return None
         if not self._time_dependent and cluster.key in self._prompt_cache:
             return self._prompt_cache[cluster.key]
+        from astra_sidecar.compiler.table.prompts import render_context
+
         context = render_context(self.agent, cluster, now or datetime.now(UTC))
         text = self._template.render(context)
         if not self._time_dependent:

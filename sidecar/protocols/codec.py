@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from astra_sidecar.compiler.table import Cluster, PromptCache
+from astra_sidecar.compiler.table import Agent, Cluster, PromptCache
 from astra_sidecar.sidecar.protocols.base import AuthMaterial, Body, Failure, UpstreamRequest, Usage
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -138,6 +138,11 @@ class PolicyAccess(Protocol):
     def choices(self, body: Body) -> tuple[int | None, str]:
         """The number of answers asked for, and that field's path for an error's `param`
         (e.g. `n`, `generationConfig.candidateCount`)."""
+        ...
+
+    def apply_reasoning_default(self, body: Body, agent: Agent, model_id: str) -> None:
+        """Writes the agent's reasoning default (`model.reasoning`) for `model_id` into a body
+        that asks for no reasoning (`astra_sidecar.sidecar.policy.reasoning_defaults`)."""
         ...
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from astra_sidecar.compiler.table import Cluster
 from astra_sidecar.sidecar.protocols.anthropic import ingress as anthropic_ingress
 from astra_sidecar.sidecar.protocols.anthropic import native as anthropic_native
 from astra_sidecar.sidecar.protocols.anthropic.adapter import AnthropicAdapter
@@ -25,6 +26,7 @@ from astra_sidecar.sidecar.protocols.gemini import native as gemini_native
 from astra_sidecar.sidecar.protocols.openai import ingress as openai_ingress
 from astra_sidecar.sidecar.protocols.openai.adapter import OpenAICompatAdapter
 from astra_sidecar.sidecar.protocols.responses import ingress as responses_ingress
+from astra_sidecar.sidecar.protocols.responses import native as responses_native
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,9 @@ class WireProtocol:
     adapter: Adapter
     ingress: IngressCodec | None = None
     native: NativePath | None = None
+    #: When set, the native path serves clusters of these providers (of any wire format) instead
+    #: of the clusters of this wire format.
+    native_providers: frozenset[str] | None = None
 
 
 _OPENAI = OpenAICompatAdapter()
@@ -43,7 +48,10 @@ PROTOCOLS: Mapping[str, WireProtocol] = MappingProxyType(
         "anthropic": WireProtocol(AnthropicAdapter(), anthropic_ingress.CODEC, anthropic_native.NATIVE),
         "gemini": WireProtocol(GeminiAdapter(), gemini_ingress.CODEC, gemini_native.NATIVE),
         "bedrock": WireProtocol(BedrockAdapter()),
-        "responses": WireProtocol(_OPENAI, responses_ingress.CODEC),  # ingress only: no cluster speaks it
+        # Ingress only: OpenAI's own clusters also speak it (their wire is Chat Completions).
+        "responses": WireProtocol(
+            _OPENAI, responses_ingress.CODEC, responses_native.NATIVE, responses_native.NATIVE_PROVIDERS
+        ),
     }
 )
 
@@ -57,3 +65,13 @@ def native_path(wire: str) -> NativePath | None:
     """The native pass-through for clients of `wire`, if that API has one."""
     protocol = PROTOCOLS.get(wire)
     return protocol.native if protocol is not None else None
+
+
+def serves_natively(wire: str, cluster: Cluster) -> bool:
+    """Whether callers of the `wire` API reach `cluster` through their native path."""
+    protocol = PROTOCOLS.get(wire)
+    if protocol is None or protocol.native is None:
+        return False
+    if protocol.native_providers is not None:
+        return cluster.provider in protocol.native_providers
+    return cluster.wire == wire

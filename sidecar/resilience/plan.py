@@ -13,8 +13,13 @@ For each cluster in the agent's plan (primary first):
      answer differently. Anything else moves to the next cluster.
 The deadline (`requestTimeoutMs`) bounds all of it; a backoff that would outlive it is not taken.
 
-The run ends in an `Outcome`: the value, or the error that ended it, with the cluster that served
-and the attempts made. Streams follow the same plan up to the first chunk; from then on the answer
+A plan entry that is a pool (`astra_sidecar.sidecar.resilience.pool`) picks a member for each
+attempt among those whose breaker admits; a retryable failure is retried at once on another
+member (counted as a retry of the entry), and only on the same member — after the backoff — when
+no other is left. The entry falls back when its retries are spent or no member's breaker admits.
+
+The run ends in an `Outcome`: the value, or the error that ended it, with the cluster (and pool
+member) that served and the attempts made. Streams follow the same plan up to the first chunk; from then on the answer
 belongs to that cluster and a failure becomes an in-stream error (see `astra_sidecar.sidecar.serving.relay`).
 """
 
@@ -43,6 +48,7 @@ from astra_sidecar.sidecar.errors import (
 from astra_sidecar.sidecar.metrics import Metrics
 from astra_sidecar.sidecar.protocols.base import Failure
 from astra_sidecar.sidecar.resilience.breaker import OPEN, Permit
+from astra_sidecar.sidecar.resilience.pool import PoolRuntime
 
 if TYPE_CHECKING:  # types only: the runtime imports the protocol registry
     from astra_sidecar.sidecar.runtime import AgentRuntime, ClusterRuntime
@@ -96,6 +102,8 @@ class Outcome(Generic[T]):
     served_by: ClusterRuntime | None
     attempts: int
     failures: tuple[Failure, ...] = ()
+    #: The pool member that served (its `id`), when the entry that served is a pool.
+    member: str | None = None
 
     def result(self) -> T:
         if self.error is not None:
@@ -113,20 +121,23 @@ class _Tally:
 async def run_plan(plan: Plan, attempt: Attempt[T]) -> Outcome[T]:
     tally = _Tally()
     try:
-        value, served_by = await _walk(plan, attempt, tally)
+        value, served_by, member = await _walk(plan, attempt, tally)
     except AstraError as exc:
         return Outcome(None, exc, None, tally.attempts, tuple(tally.failures))
-    return Outcome(value, None, served_by, tally.attempts, tuple(tally.failures))
+    return Outcome(value, None, served_by, tally.attempts, tuple(tally.failures), member)
 
 
-async def _walk(plan: Plan, attempt: Attempt[T], tally: _Tally) -> tuple[T, ClusterRuntime]:
+async def _walk(plan: Plan, attempt: Attempt[T], tally: _Tally) -> tuple[T, ClusterRuntime, str | None]:
     last: AstraError | None = None
     agent_id = plan.agent.agent.id
     for index, cluster in enumerate(plan.agent.plan):
         if index:
             plan.metrics.fallbacks.labels(agent_id, cluster.cluster.provider).inc()
+        pool = plan.agent.pools.get(cluster.cluster.key)
         try:
-            return await _try_cluster(plan, cluster, attempt, tally), cluster
+            if pool is not None:
+                return await _try_pool(plan, pool, attempt, tally)
+            return await _try_cluster(plan, cluster, attempt, tally), cluster, None
         except BreakerOpenError as exc:
             plan.metrics.attempts.labels(agent_id, cluster.cluster.provider, "breaker_open").inc()
             last = last or exc
@@ -140,43 +151,88 @@ async def _walk(plan: Plan, attempt: Attempt[T], tally: _Tally) -> tuple[T, Clus
 
 
 async def _try_cluster(plan: Plan, cluster: ClusterRuntime, attempt: Attempt[T], tally: _Tally) -> T:
-    retry_policy = plan.agent.agent.retry
-    agent_id, provider = plan.agent.agent.id, cluster.cluster.provider
-    for retry in range(retry_policy.max_retries + 1):
+    for retry in range(plan.agent.agent.retry.max_retries + 1):
         remaining = plan.deadline.check()
+        if cluster.breaker.store is not None:
+            await cluster.breaker.sync()  # `circuitBreaker.shared`: the fleet's openings count here
         permit = cluster.breaker.acquire()
         if permit is None:
             raise BreakerOpenError(cluster.cluster.key)
-        tally.attempts += 1
-        if retry:
-            plan.metrics.retries.labels(agent_id, provider).inc()
-        started = plan.clock.now()
         try:
-            result = await _bounded(plan, remaining, attempt(cluster, permit))
-        except DeadlineExceededError:
-            permit.failure()
-            # Counted like an attempt that ran out of `attemptMs`: it timed out upstream.
-            plan.metrics.attempts.labels(agent_id, provider, "network").inc()
-            raise
+            return await _attempt_once(plan, cluster, permit, attempt, tally, retry, remaining)
         except UpstreamError as exc:
-            _report(permit, exc.failure)
-            tally.failures.append(exc.failure)
-            if not exc.reached_upstream:
-                tally.attempts -= 1
-            plan.metrics.attempts.labels(agent_id, provider, _outcome_label(exc)).inc()
             delay = _retry_delay(plan, cluster, exc, retry)
             if delay is None:
                 raise
             await plan.clock.sleep(delay)
-            continue
-        except BaseException:
-            permit.release()
-            raise
-        finally:
-            plan.metrics.upstream_seconds.labels(provider).observe(max(0.0, plan.clock.now() - started))
-        plan.metrics.attempts.labels(agent_id, provider, "ok").inc()
-        return result
     raise AssertionError("unreachable: the last retry either returns or raises")
+
+
+async def _try_pool(
+    plan: Plan, pool: PoolRuntime, attempt: Attempt[T], tally: _Tally
+) -> tuple[T, ClusterRuntime, str]:
+    """The entry's retries spread over its members: another member at once, else the same one
+    after its backoff."""
+    failed: list[str] = []
+    for retry in range(plan.agent.agent.retry.max_retries + 1):
+        remaining = plan.deadline.check()
+        await pool.sync_breakers()
+        picked = pool.pick(plan.rng, failed)
+        if picked is None:
+            raise BreakerOpenError(pool.members[0].cluster.cluster.key)
+        member, permit = picked
+        try:
+            value = await _attempt_once(plan, member.cluster, permit, attempt, tally, retry, remaining)
+        except UpstreamError as exc:
+            failed.append(member.id)
+            retries_left = retry < plan.agent.agent.retry.max_retries
+            if retries_left and _should_retry(exc, plan) and pool.untried(failed):
+                continue
+            delay = _retry_delay(plan, member.cluster, exc, retry)
+            if delay is None:
+                raise
+            await plan.clock.sleep(delay)
+            continue
+        return value, member.cluster, member.id
+    raise AssertionError("unreachable: the last retry either returns or raises")
+
+
+async def _attempt_once(
+    plan: Plan,
+    cluster: ClusterRuntime,
+    permit: Permit,
+    attempt: Attempt[T],
+    tally: _Tally,
+    retry: int,
+    remaining: float,
+) -> T:
+    """One attempt on `cluster` under `permit`, counted and reported to its breaker."""
+    agent_id, provider = plan.agent.agent.id, cluster.cluster.provider
+    tally.attempts += 1
+    if retry:
+        plan.metrics.retries.labels(agent_id, provider).inc()
+    started = plan.clock.now()
+    try:
+        result = await _bounded(plan, remaining, attempt(cluster, permit))
+    except DeadlineExceededError:
+        permit.failure()
+        # Counted like an attempt that ran out of `attemptMs`: it timed out upstream.
+        plan.metrics.attempts.labels(agent_id, provider, "network").inc()
+        raise
+    except UpstreamError as exc:
+        _report(permit, exc.failure)
+        tally.failures.append(exc.failure)
+        if not exc.reached_upstream:
+            tally.attempts -= 1
+        plan.metrics.attempts.labels(agent_id, provider, _outcome_label(exc)).inc()
+        raise
+    except BaseException:
+        permit.release()
+        raise
+    finally:
+        plan.metrics.upstream_seconds.labels(provider).observe(max(0.0, plan.clock.now() - started))
+    plan.metrics.attempts.labels(agent_id, provider, "ok").inc()
+    return result
 
 
 async def _bounded(plan: Plan, remaining: float, attempt: Awaitable[T]) -> T:

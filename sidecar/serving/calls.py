@@ -3,12 +3,13 @@
 - **OpenAI** calls, and calls of another API on a cluster of another wire format, are OpenAI
   requests with the agent's policy applied (`OpenAICall`), sent through the cluster's adapter.
 - A call of an API that has a native path (Anthropic, Gemini), on a cluster of that same wire
-  format, passes through with the policy applied in its own format, and its answer goes back to
+  format (Responses: on OpenAI's own clusters, `registry.serves_natively`), passes through with the policy applied in its own format, and its answer goes back to
   the client byte for byte (`ForeignCall`, which also holds the translated form for fallbacks of
   another format, each built once, when first needed).
 
-Agents with a restrictive tool policy are always translated: a native answer is relayed byte for
-byte, and the tool guard reads OpenAI answers only. Their translation starts from the body with
+Agents with a restrictive tool policy, and agents that hide reasoning (`expose: false`: their
+answers lose `reasoning_content` here, whole and streamed), are always translated: a native
+answer is relayed byte for byte, and the tool guard reads OpenAI answers only. Their translation starts from the body with
 the tool policy applied in the caller's format (as the native path would apply it), so a refused
 tool that has no OpenAI form (a Gemini `googleSearch`, an Anthropic server tool) is removed and
 reported, not refused by the translation.
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from astra_sidecar.compiler.table import Cluster
 from astra_sidecar.sidecar.policy.agent import Prepared
+from astra_sidecar.sidecar.policy.reasoning import HiddenReasoning, exposes, hide_in_completion
 from astra_sidecar.sidecar.protocols import registry
 from astra_sidecar.sidecar.protocols.base import Completion, StreamTranslator
 from astra_sidecar.sidecar.protocols.codec import IngressCall, IngressCodec, NativePath, StreamWatch
@@ -48,10 +50,14 @@ class OpenAICall:
         return BuiltAttempt(cluster.adapter.build_request(cluster.cluster, self._agent.agent, body, auth), body)
 
     def parse(self, cluster: ClusterRuntime, built: BuiltAttempt, raw: bytes) -> Completion:
-        return cluster.adapter.parse_response(cluster.cluster, built.body, raw)
+        completion = cluster.adapter.parse_response(cluster.cluster, built.body, raw)
+        if exposes(self._agent.agent):
+            return completion
+        return replace(completion, body=hide_in_completion(completion.body))
 
     def translator(self, cluster: ClusterRuntime, built: BuiltAttempt) -> StreamTranslator:
-        return cluster.adapter.stream_translator(cluster.cluster, built.body)
+        translator = cluster.adapter.stream_translator(cluster.cluster, built.body)
+        return translator if exposes(self._agent.agent) else HiddenReasoning(translator)
 
     def watch(self, cluster: ClusterRuntime, built: BuiltAttempt) -> StreamWatch:
         raise AssertionError("OpenAI calls are never native")
@@ -67,6 +73,8 @@ class ForeignCall:
         self._call = call
         self._agent = agent
         self._guarded = agent.policy.tool_guard is not None
+        #: An agent that hides reasoning never goes native either: native answers are relayed as sent.
+        self._hides_reasoning = not exposes(agent.agent)
         self._native: Prepared | None = None
         self._openai: OpenAICall | None = None
 
@@ -77,7 +85,9 @@ class ForeignCall:
         return self._openai_call().prepared.removed_tools
 
     def _is_native(self, cluster: Cluster) -> bool:
-        return not self._guarded and cluster.wire == self._codec.wire
+        if self._guarded or self._hides_reasoning:
+            return False
+        return registry.serves_natively(self._codec.wire, cluster)
 
     def _native_prepared(self) -> Prepared:
         if self._native is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from astra_sidecar.sidecar.app_keys import STATE
 from astra_sidecar.sidecar.errors import ClientError
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -20,18 +22,28 @@ MAX_NESTING = 100
 
 
 def request_id(request: web.Request) -> str:
-    """The caller's X-Request-Id when it is a sane token, else a fresh one."""
+    """The caller's X-Request-Id when it is a sane token (1-128 of `A-Z a-z 0-9 . _ : -`), else a
+    fresh one: what reaches the access line and the answer's header is never the caller's raw text."""
     given = request.headers.get("x-request-id", "")
     return given if given and _SAFE_REQUEST_ID.match(given) else os.urandom(12).hex()
 
 
 async def read_json(request: web.Request, max_bytes: int) -> Any:
-    """The parsed JSON body, or a ClientError (413 too large, 400 not JSON)."""
+    """The parsed JSON body, or a ClientError (413 too large, 400 not JSON, 408 slower than
+    `limits.clientBodyTimeoutMs`)."""
     length = request.content_length
     if length is not None and length > max_bytes:
         raise ClientError(413, f"request body is larger than {max_bytes} bytes", code="request_too_large")
+    timeout_ms = request.app[STATE].runtime.limits.client_body_timeout_ms
     try:
-        raw = await request.read()
+        async with asyncio.timeout(timeout_ms / 1000.0):
+            raw = await request.read()
+    except TimeoutError as exc:
+        raise ClientError(
+            408,
+            f"request body not received within {timeout_ms} ms (clientBodyTimeoutMs)",
+            code="request_timeout",
+        ) from exc
     except web.HTTPRequestEntityTooLarge as exc:
         raise ClientError(
             413, f"request body is larger than {max_bytes} bytes", code="request_too_large"

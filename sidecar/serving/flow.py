@@ -32,6 +32,7 @@ from astra_sidecar.sidecar.resilience.plan import Deadline, Outcome, Plan, run_p
 from astra_sidecar.sidecar.serving import admission
 from astra_sidecar.sidecar.serving.calls import call_shape
 from astra_sidecar.sidecar.serving.common import read_json, request_id
+from astra_sidecar.sidecar.serving.embeddings import kind_mismatch
 from astra_sidecar.sidecar.serving.relay import serve_stream
 from astra_sidecar.sidecar.serving.responses import error_response
 from astra_sidecar.sidecar.upstream import AttemptTimeouts
@@ -71,6 +72,8 @@ class Exchange:
         headers["x-astra-attempts"] = str(outcome.attempts if outcome else 0)
         if outcome is not None and outcome.served_by is not None:
             headers["x-astra-provider"] = outcome.served_by.cluster.provider
+            if outcome.member is not None:
+                headers["x-astra-pool-member"] = outcome.member
         if self.removed_tools:
             headers["x-astra-tools-removed"] = ",".join(self.removed_tools)
         if self.ticket is not None:
@@ -130,6 +133,8 @@ async def _exchange(request: web.Request, codec: IngressCodec, record: AccessRec
             param="model",
         )
     record.agent = agent.agent.id
+    if agent.agent.kind != "chat":
+        raise kind_mismatch(agent.agent.id, agent.agent.kind)
     record.stream = call.stream
     admission.admit(request, record)
     size = codec.size(call)

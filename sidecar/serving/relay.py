@@ -5,11 +5,26 @@ Translated streams become the caller's events through its codec's encoder (OpenA
 the agent's tool guard first, when it has one); native streams are relayed byte for byte while
 their watch looks for usage, in-stream errors and cuts. A failure after the first byte is a final
 in-stream error event (a native stream already carries the upstream's own error event).
+
+Backpressure: every write waits until the client's connection has room (aiohttp drains the
+transport past its high-water mark, set here to `WRITE_BUFFER_HIGH`), and while it waits the
+upstream is not read, so a client that reads slowly slows its upstream down and holds a bounded
+buffer (docs/hardening.md, "Backpressure"). A client that accepts no bytes for
+`limits.clientStallMs` is cut (`_StallWatch`): its connection is reset, the upstream's is
+released, the access line says `client_stalled` and `astra_client_stalls_total` counts it.
+Relaying hands the event loop back every `TURN_BYTES` (`_in_turns`), so a fast upstream's stream
+never holds the loop for long.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import socket
+import struct
+import termios
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -33,12 +48,21 @@ class _Relay:
     """Writes one opened stream to the client in the caller's format."""
 
     def __init__(
-        self, response: web.StreamResponse, opened: OpenStream, encoder: StreamEncoder, guard: StreamGuard | None
+        self,
+        response: web.StreamResponse,
+        opened: OpenStream,
+        encoder: StreamEncoder,
+        guard: StreamGuard | None,
+        watch: _StallWatch,
     ) -> None:
         self._response = response
         self._opened = opened
         self._encoder = encoder
         self._guard = guard
+        self._watch = watch
+
+    async def write(self, data: bytes) -> None:
+        await self._watch.write(self._response, data)
 
     def _close(self) -> bytes:
         if self._opened.native:
@@ -55,7 +79,7 @@ class _Relay:
         opened = self._opened
         data = opened.first_raw if opened.native else self._encode(opened.first)
         if data:
-            await self._response.write(data)
+            await self.write(data)
 
     async def rest(self, deadline: Deadline) -> tuple[Failure | None, bool]:
         """Relays to the end. Returns the failure that ended the stream early, if any, and whether
@@ -72,9 +96,9 @@ class _Relay:
         return None, False
 
     async def _rest_native(self) -> tuple[Failure | None, bool]:
-        opened, watch, write = self._opened, self._opened.watch, self._response.write
+        opened, watch, write = self._opened, self._opened.watch, self.write
         assert watch is not None
-        async for data in opened.chunks:
+        async for data in _in_turns(opened.chunks):
             await write(data)
             try:
                 watch.feed(data)
@@ -84,9 +108,9 @@ class _Relay:
         return None, False
 
     async def _rest_translated(self) -> None:
-        opened, translator, write = self._opened, self._opened.translator, self._response.write
+        opened, translator, write = self._opened, self._opened.translator, self.write
         assert translator is not None
-        async for data in opened.chunks:
+        async for data in _in_turns(opened.chunks):
             payloads = translator.feed(data)
             if payloads and (encoded := self._encode(payloads)):
                 await write(encoded)
@@ -102,6 +126,144 @@ def _stream_guard(exchange: Exchange, record: AccessRecord, opened: OpenStream) 
     if guard is None or opened.native:
         return None
     return guard.stream(guard.reporter(exchange.plan.metrics, record.request_id))
+
+
+#: The client transport's write buffer during a stream: past `WRITE_BUFFER_HIGH` queued bytes a
+#: write waits for the client; it goes on once the queue is under `WRITE_BUFFER_LOW`. aiohttp
+#: checks after every 64 KiB written, and a larger chunk is written in `WRITE_PIECE`s, so what is
+#: queued for a stalled client stays under `MAX_QUEUED` (docs/hardening.md, "Backpressure").
+WRITE_BUFFER_HIGH = 64 * 1024
+WRITE_BUFFER_LOW = 16 * 1024
+WRITE_PIECE = 64 * 1024
+MAX_QUEUED = WRITE_BUFFER_HIGH + 64 * 1024 + WRITE_PIECE
+SEND_BUFFER = 128 * 1024
+#: Relaying hands the loop back after this many bytes, fed to translators in pieces this large.
+TURN_BYTES = 16 * 1024
+FEED_PIECE = 16 * 1024
+_UNKNOWN = 1 << 62
+_TIOCOUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
+
+
+class ClientStalledError(ConnectionResetError):
+    """The client accepted no bytes for `clientStallMs`: the sidecar cut its connection."""
+
+
+class _StallWatch:
+    """Cuts a client that has accepted no bytes for `stall_s` while a write waits for it.
+
+    One timer per stream, which reschedules itself every quarter of `stall_s`: a write only notes
+    when it starts and ends and what it wrote (no timer per chunk). Progress is bytes the client
+    accepted: written, less what still waits in the transport and in the kernel's send queue
+    (`TIOCOUTQ`: sent but not acknowledged, or not sent), so a slow reader that keeps taking
+    bytes is never cut; a stalled one is cut between `stall_s` and 1.5 times `stall_s` after it
+    took its last byte."""
+
+    __slots__ = ("_accepted", "_handle", "_loop", "_since", "_stall_s", "_transport", "_written", "stalled")
+
+    def __init__(self, transport: asyncio.Transport | None, stall_s: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._transport = transport
+        self._stall_s = stall_s
+        self._since: float | None = None
+        self._written = 0
+        self._accepted = -_UNKNOWN
+        self.stalled = False
+        self._handle: asyncio.TimerHandle | None = None
+        if transport is not None:
+            transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH, low=WRITE_BUFFER_LOW)
+            _bound_send_buffer(transport)
+            self._handle = self._loop.call_later(stall_s / 4, self._check)
+
+    async def write(self, response: web.StreamResponse, data: bytes) -> None:
+        self._since = self._loop.time()
+        self._written += len(data)
+        if len(data) <= WRITE_PIECE:
+            await response.write(data)
+        else:  # aiohttp waits for the client between writes, not inside one
+            view = memoryview(data)
+            for start in range(0, len(data), WRITE_PIECE):
+                await response.write(view[start : start + WRITE_PIECE])
+        if self.stalled:  # woken by the cut itself
+            raise ClientStalledError("the client accepted no bytes")
+        self._since = None
+
+    async def write_eof(self, response: web.StreamResponse) -> None:
+        self._since = self._loop.time()
+        await response.write_eof()
+        self._since = None
+
+    def _check(self) -> None:
+        now, transport = self._loop.time(), self._transport
+        assert transport is not None
+        if self._since is not None:
+            accepted = self._written - transport.get_write_buffer_size() - _unacknowledged(transport)
+            if accepted > self._accepted:  # the client took bytes: the wait starts over
+                self._since = now
+            self._accepted = accepted
+            if now - self._since >= self._stall_s:
+                self.stalled, self._handle = True, None
+                _reset(transport)
+                return
+        self._handle = self._loop.call_at(now + self._stall_s / 4, self._check)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
+async def _in_turns(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The chunks in pieces of at most `FEED_PIECE` bytes, handing the loop back after every
+    `TURN_BYTES`: reads of an upstream that sends fast complete without waiting, so without this
+    one task would relay (and translate) all that is buffered in one callback (tens of ms for a
+    few hundred KiB), and many fast streams would each take a long turn before a healthy request
+    got one (docs/hardening.md, "No blocking callback")."""
+    since_turn = 0
+    async for data in chunks:
+        if len(data) <= FEED_PIECE:
+            pieces: Iterable[bytes] = (data,)
+        else:
+            pieces = (data[start : start + FEED_PIECE] for start in range(0, len(data), FEED_PIECE))
+        for piece in pieces:
+            yield piece
+            since_turn += len(piece)
+            if since_turn >= TURN_BYTES:
+                since_turn = 0
+                await asyncio.sleep(0)
+
+
+def _bound_send_buffer(transport: asyncio.Transport) -> None:
+    """Caps the kernel's send buffer of a streaming client's socket at `SEND_BUFFER` (Linux
+    doubles the figure for its bookkeeping). Left to autotuning it grows to `tcp_wmem`'s maximum
+    (4 MiB here) for a client that does not read: kernel memory, and megabytes of upstream
+    stream read and translated before the stall shows. 128 KiB per round trip is still far more
+    than a token stream needs."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Closes the connection with a reset: what the kernel still holds for the client is dropped
+    at once (a plain close would keep trying to deliver it, and the FIN after it, for minutes)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+def _unacknowledged(transport: asyncio.Transport) -> int:
+    """Bytes in the kernel's send queue of the transport's socket (0 where that cannot be asked)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or _TIOCOUTQ is None:
+        return 0
+    try:
+        raw = fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return 0
+    return int(struct.unpack("i", raw)[0])
 
 
 async def serve_stream(request: web.Request, exchange: Exchange, record: AccessRecord) -> web.StreamResponse:
@@ -125,7 +287,8 @@ async def serve_stream(request: web.Request, exchange: Exchange, record: AccessR
     )
     record.status = 200
     guard = _stream_guard(exchange, record, opened)
-    relay = _Relay(response, opened, exchange.codec.stream_encoder(exchange.call), guard)
+    watch = _StallWatch(request.transport, exchange.limits.client_stall_ms / 1000.0)
+    relay = _Relay(response, opened, exchange.codec.stream_encoder(exchange.call), guard, watch)
     try:
         await response.prepare(request)
         await relay.first()
@@ -136,18 +299,26 @@ async def serve_stream(request: web.Request, exchange: Exchange, record: AccessR
         if failure is not None:
             record.error_code = failure.code
             if not relayed:
-                await response.write(exchange.codec.stream_error(failure))
-        await response.write_eof()
+                await relay.write(exchange.codec.stream_error(failure))
+        await watch.write_eof(response)
     except asyncio.CancelledError:
-        opened.permit.release()
-        record.error_code = "client_disconnected"
+        _client_gone(exchange, record, opened.permit, watch)
         raise
-    except ConnectionResetError:
-        # The client went away mid-stream (before its handler was cancelled): nothing more can
-        # reach it and nothing failed here, so this is no error for the guard to log.
-        opened.permit.release()
-        record.error_code = "client_disconnected"
+    except ConnectionError:
+        # The client went away mid-stream (before its handler was cancelled: a reset while a
+        # write waited is aiohttp's `ConnectionError`), or was cut for stalling: nothing more
+        # can reach it, so this is no error for the guard to log.
+        _client_gone(exchange, record, opened.permit, watch)
     finally:
+        watch.stop()
         await opened.exits.aclose()
         exchange.count_usage(record, opened.usage_source.usage)
     return response
+
+
+def _client_gone(exchange: Exchange, record: AccessRecord, permit: Permit, watch: _StallWatch) -> None:
+    """The stream ended on the client's side: it went away, or stalled and was cut."""
+    permit.release()
+    record.error_code = "client_stalled" if watch.stalled else "client_disconnected"
+    if watch.stalled:
+        exchange.plan.metrics.client_stalls.labels(exchange.agent.agent.id).inc()

@@ -201,6 +201,49 @@ Prompt:   system prompt 1-line template; prompt cache: off
 """
 
 
+POOLED = """\
+settings:
+  state: {redis: {urlEnv: ASTRA_REDIS_URL}}
+agents:
+  support:
+    circuitBreaker: {failureThreshold: 3, shared: true}
+    model:
+      provider: openai
+      modelId: gpt-4o-mini
+      pool:
+        members:
+          - {id: east, endpoint: "https://east.example.com/v1", weight: 3}
+          - {id: west, endpoint: "https://west.example.com/v1", apiKeyEnv: WEST_KEY}
+      fallback:
+        provider: mistral
+        modelId: mistral-small-latest
+        pool:
+          strategy: least-in-flight
+          members: [{apiKeyEnv: KEY_A}, {apiKeyEnv: KEY_B}]
+"""
+
+
+def test_explain_lists_each_pool_member(cli: Cli, write: Write) -> None:
+    result = cli("explain", str(write(POOLED)), "support")
+    assert result.code == 0, result.err
+    assert result.out.split("Retry:")[0] == """\
+Agent support
+Plan (tried in order):
+  1. primary     openai model gpt-4o-mini, a pool of 2 (weighted: by weight); a failed attempt is retried \
+on another member
+                 - east: weight 3, at https://east.example.com/v1; API key from $OPENAI_API_KEY; own breaker \
+(3 failures within 60000 ms, shared through Redis)
+                 - west: weight 1, at https://west.example.com/v1; API key from $WEST_KEY; own breaker \
+(3 failures within 60000 ms, shared through Redis)
+  2. fallback 1  mistral model mistral-small-latest, a pool of 2 (least-in-flight: fewest requests in flight \
+first); a failed attempt is retried on another member
+                 - member1: at https://api.mistral.ai/v1; API key from $KEY_A; own breaker (3 failures within \
+60000 ms, shared through Redis)
+                 - member2: at https://api.mistral.ai/v1; API key from $KEY_B; own breaker (3 failures within \
+60000 ms, shared through Redis)
+"""
+
+
 def test_explain_a_compiled_table_gives_the_same_words(cli: Cli, write: Write, tmp_path: Path) -> None:
     source = write(EXPLAINED)
     table = tmp_path / "t.json"

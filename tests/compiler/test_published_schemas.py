@@ -58,7 +58,8 @@ def test_fallback_targets_accept_the_model_target_keys() -> None:
     defs = load_schema(INPUT_SCHEMA)["$defs"]
     target_keys = set(defs["fallbackTarget"]["properties"])
     assert target_keys == {
-        "provider", "modelId", "endpoint", "region", "vertex", "credentials", "capabilities", "mock", "maxContextTokens"
+        "provider", "modelId", "endpoint", "region", "vertex", "credentials", "capabilities", "mock", "maxContextTokens",
+        "pool",
     }
     assert target_keys < set(defs["model"]["properties"])
 

@@ -36,6 +36,14 @@ def test_builder_makes_a_wheel_and_a_venv_without_pip_left_in_it() -> None:
     assert "/opt/astra/bin/astra --version" in run, "the build proves the installed command starts"
 
 
+def test_the_image_installs_the_vertex_and_redis_extras() -> None:
+    builder = parse_containerfile()[1][0]
+    extras = next(i.args for i in builder.all("ARG") if i.args.startswith("ASTRA_EXTRAS="))
+    assert set(extras.partition("=")[2].split(",")) == {"vertex", "redis"}
+    run = " ".join(i.args for i in builder.all("RUN"))
+    assert '"$1${ASTRA_EXTRAS:+[$ASTRA_EXTRAS]}"' in run, "the wheel is installed with the extras"
+
+
 def test_the_final_stage_copies_only_the_venv_and_installs_no_build_tools() -> None:
     final = parse_containerfile()[1][-1]
     assert [c.args for c in final.all("COPY")] == ["--from=builder /opt/astra /opt/astra"]

@@ -359,3 +359,40 @@ def test_a_region_change_moves_the_endpoint(run: Run, configs: Callable[..., tup
          "https://bedrock-runtime.eu-west-1.amazonaws.com"),
         ("primary.region", "route", "us-east-1", "eu-west-1"),
     ]}
+
+
+POOLED = (
+    "      endpoint: http://vllm.internal:8000/v1\n",
+    "      endpoint: http://vllm.internal:8000/v1\n      pool:\n        members:\n"
+    "          - {id: a, endpoint: http://vllm.internal:8000/v1}\n"
+    "          - {id: b, endpoint: http://vllm.internal:8001/v1, weight: 2}\n",
+)
+
+
+def test_an_entry_that_becomes_a_pool_lists_its_members(run: Run, configs: Callable[..., tuple[str, str]]) -> None:
+    old, new = configs(POOLED)
+    assert _changes(run, old, new)["private"] == [
+        ("primary.pool.members", "route", None, [
+            "a weight 1 at http://vllm.internal:8000/v1, key $VLLM_API_KEY",
+            "b weight 2 at http://vllm.internal:8001/v1, key $VLLM_API_KEY",
+        ]),
+        ("primary.pool.strategy", "route", None, "weighted"),
+    ]
+
+
+def test_a_pool_weight_and_strategy_change(run: Run, configs: Callable[..., tuple[str, str]], tmp_path: Path) -> None:
+    pooled = BASE.replace(*POOLED)
+    old, new = configs(
+        ("      pool:\n        members:", "      pool:\n        strategy: least-in-flight\n        members:"),
+        (", weight: 2}", "}"),
+        base=pooled,
+    )
+    changes = _changes(run, old, new)["private"]
+    assert [(field, old_value, new_value) for field, _, old_value, new_value in changes] == [
+        ("primary.pool.members",
+         ["a weight 1 at http://vllm.internal:8000/v1, key $VLLM_API_KEY",
+          "b weight 2 at http://vllm.internal:8001/v1, key $VLLM_API_KEY"],
+         ["a weight 1 at http://vllm.internal:8000/v1, key $VLLM_API_KEY",
+          "b weight 1 at http://vllm.internal:8001/v1, key $VLLM_API_KEY"]),
+        ("primary.pool.strategy", "weighted", "least-in-flight"),
+    ]

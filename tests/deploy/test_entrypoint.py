@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -169,7 +168,8 @@ def test_the_image_command_serves_from_a_read_only_tree_and_drains_on_sigterm(bo
         results: list[tuple[int, str]] = []
         in_flight = threading.Thread(target=_ask, args=(base, "slow", results))
         in_flight.start()
-        time.sleep(0.3)
+        in_flight_gauge = "astra_in_flight_requests 1.0"
+        assert wait_until(lambda: in_flight_gauge in _get(base + "/metrics")[1], timeout=5), "never in flight"
         process.send_signal(signal.SIGTERM)
         assert wait_until(lambda: _get(base + "/readyz")[0] == 503, timeout=5), "/readyz never turned 503"
         in_flight.join(timeout=10)

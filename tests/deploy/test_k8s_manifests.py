@@ -194,3 +194,58 @@ def test_the_kustomize_output_matches_the_kubernetes_schemas() -> None:
     validator = _kubernetes_validate()
     for document in _kustomize():
         validator.validate(document, "1.29.0", strict=True)
+
+
+# --- the fleet: three replicas, one Redis (examples/k8s/fleet) ----------------------------------------
+
+FLEET = K8S / "fleet"
+
+
+def test_the_fleet_runs_three_replicas_and_one_redis_with_its_service() -> None:
+    assert load_yaml(FLEET / "deployment.yaml")["spec"]["replicas"] == 3
+    redis = {d["kind"]: d for d in yaml.safe_load_all((FLEET / "redis.yaml").read_text())}
+    assert redis["Deployment"]["spec"]["replicas"] == 1
+    assert redis["Service"]["metadata"]["name"] == "astra-redis"
+    assert redis["Service"]["spec"]["ports"][0]["port"] == 6379
+
+
+def test_the_fleet_table_shares_state_through_the_redis_url_of_the_secret() -> None:
+    table = load_table(FLEET / TABLE_FILE)
+    assert table["settings"]["state"]["redis"]["urlEnv"] == "ASTRA_REDIS_URL"
+    assert all(c["breaker"].get("shared") for c in table["clusters"].values())
+    assert len(table["agents"]["assistant"]["pools"]) == 1
+    env = {e["name"]: e for e in _sidecar(FLEET / "deployment.yaml")["env"]}
+    assert env["ASTRA_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "astra-redis", "key": "ASTRA_REDIS_URL"}
+    names = {c["credentials"]["env"] for c in table["clusters"].values() if c["credentials"]["mode"] == "env"}
+    needed = names | {table["settings"]["inboundTokenEnv"]}
+    assert needed == {"OPENAI_API_KEY", "OPENAI_API_KEY_B", "ANTHROPIC_API_KEY", "ASTRA_TOKEN"}
+    for name in needed:
+        assert env[name]["valueFrom"]["secretKeyRef"] == {"name": SECRET, "key": name}
+    secrets = {d["metadata"]["name"]: d for d in yaml.safe_load_all((FLEET / "secret.example.yaml").read_text())}
+    assert set(secrets[SECRET]["stringData"]) == needed
+    assert set(secrets["astra-redis"]["stringData"]) == {"ASTRA_REDIS_URL"}
+
+
+def test_the_fleet_kustomization_applies_the_app_and_redis_but_no_secret() -> None:
+    kustomization = load_yaml(FLEET / "kustomization.yaml")
+    assert kustomization["resources"] == ["deployment.yaml", "redis.yaml"]
+    assert kustomization["configMapGenerator"] == [{"name": "astra-routing-table", "files": [TABLE_FILE]}]
+
+
+def test_the_committed_fleet_table_is_what_its_config_compiles_to(capsys: pytest.CaptureFixture[str]) -> None:
+    status = astra(["compile", str(FLEET / "astra.yml"), "-o", str(FLEET / TABLE_FILE), "--check"])
+    assert status == 0, capsys.readouterr().err
+    assert astra(["lint", "--strict", str(FLEET / "astra.yml")]) == 0
+
+
+def test_the_fleet_kustomize_output_matches_the_kubernetes_schemas() -> None:
+    validator = _kubernetes_validate()
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl (with its built-in kustomize) is not installed")
+    done = subprocess.run([kubectl, "kustomize", str(FLEET)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    documents = [d for d in yaml.safe_load_all(done.stdout) if d]
+    assert sorted(d["kind"] for d in documents) == ["ConfigMap", "Deployment", "Deployment", "Service"]
+    for document in [*documents, *yaml.safe_load_all((FLEET / "secret.example.yaml").read_text())]:
+        validator.validate(document, "1.29.0", strict=True)

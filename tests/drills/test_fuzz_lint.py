@@ -244,7 +244,8 @@ REFUSED = frozenset(
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_hostile_yaml_is_refused_fast(tmp_path: Path, name: str) -> None:
-    """Refused (exit 1) or harmless, within 2 s even on a loaded CI machine (about 0.1 s here)."""
+    """Refused (exit 1) or harmless. The time bound is a hang guard, not a speed target: each case
+    takes about 0.1 s here, an unguarded expansion takes minutes or exhausts memory."""
     CASES["compiler: hostile YAML"] += 1
     path = tmp_path / "astra.yml"
     path.write_text(HOSTILE[name])
@@ -253,6 +254,6 @@ def test_hostile_yaml_is_refused_fast(tmp_path: Path, name: str) -> None:
     elapsed = time.monotonic() - started
     assert status in (0, 1), status
     codes = _well_formed("json", out)
-    assert elapsed < 2.0, f"{name}: {elapsed:.2f} s"
+    assert elapsed < 20.0, f"{name}: {elapsed:.2f} s"
     if name in REFUSED:
         assert "AST007" in codes and status == 1, out

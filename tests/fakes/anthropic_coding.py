@@ -2,8 +2,9 @@
 `POST /v1/messages/count_tokens` (https://docs.anthropic.com/en/api/messages-count-tokens: only
 `model`, `messages`, `system`, `tools`, `tool_choice`, `thinking`, `mcp_servers`; anything else is
 a 400 "Extra inputs are not permitted"), and `{"role": "system"}` messages inside `messages` when
-the `anthropic-beta` header carries the mid-conversation-system flag (the rest of the body is
-checked as for any request)."""
+the `anthropic-beta` header carries a flag Claude Code sends them under (`SYSTEM_TURN_BETAS`: the
+mid-conversation-system flag, or `per-turn-control-2026-07-01`, which Claude Code 2.1.332 sends
+instead); the rest of the body is checked as for any request."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from tests.fakes.anthropic_upstream import (
 
 COUNT_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"})
 MID_CONVERSATION = "mid-conversation-system-2026-04-07"
+SYSTEM_TURN_BETAS = ("mid-conversation-system-", "per-turn-control-")
 
 
 def counted_tokens(body: dict[str, Any]) -> int:
@@ -47,7 +49,8 @@ class CodingAnthropic(FakeAnthropic):
         system_inside = isinstance(messages, list) and any(m.get("role") == "system" for m in messages)
         if not system_inside:
             return await self._messages(request)
-        if MID_CONVERSATION not in headers.get("anthropic-beta", "").split(","):
+        flags = [flag.strip() for flag in headers.get("anthropic-beta", "").split(",")]
+        if not any(flag.startswith(SYSTEM_TURN_BETAS) for flag in flags):
             self.requests.append(Recorded(request.path, headers, body))
             return _error_response(
                 ErrorReply(

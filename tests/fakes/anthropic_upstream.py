@@ -30,7 +30,7 @@ import asyncio
 import hashlib
 import json
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -358,6 +358,9 @@ class FakeAnthropic:
         self.validate = validate
         self.script: deque[Script] = deque()
         self.requests: list[Recorded] = []
+        #: Answers chosen from the request when nothing is scripted (a client's own side calls
+        #: make a fixed order fragile); None: echo the last user text.
+        self.responder: Callable[[Any], Script] | None = None
 
     def push(self, *scripts: Script) -> None:
         self.script.extend(scripts)
@@ -378,7 +381,10 @@ class FakeAnthropic:
         problem = validate_request(headers, body) if self.validate else None
         if problem:
             return _error_response(ErrorReply(*problem))
-        script = self.script.popleft() if self.script else Reply(_echo(body))
+        if self.script:
+            script = self.script.popleft()
+        else:
+            script = self.responder(body) if self.responder is not None else Reply(_echo(body))
         if isinstance(script, ErrorReply):
             return _error_response(script)
         if isinstance(body, dict) and body.get("stream"):

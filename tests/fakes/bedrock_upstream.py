@@ -3,6 +3,9 @@
 Written from the published formats (botocore's bedrock-runtime service model and the AWS
 event-stream framing), not from any client code:
 
+- `POST /model/{modelId}/count-tokens` (CountTokens): `count_apis.bedrock_count_answer`.
+- `POST /model/{modelId}/invoke` (InvokeModel) serves the Titan and Cohere embedding models:
+  their documented request keys are checked and their documented answers sent (`invoke_answer`).
 - `POST /model/{modelId}/converse` answers JSON; `/converse-stream` answers
   `application/vnd.amazon.eventstream` binary frames with correct CRCs (`encode_frame`).
 - Every request must carry a valid SigV4 signature (recomputed with botocore from the bytes
@@ -35,6 +38,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 from botocore.session import get_session
 from botocore.validate import ParamValidator
+
+from tests.fakes.count_apis import bedrock_count_answer, bedrock_count_errors
 
 Json = dict[str, Any]
 
@@ -306,6 +311,63 @@ def validation_errors(operation: str, model_id: str, body: Json) -> str | None:
     return report.generate_report() if report.has_errors() else None
 
 
+# --- InvokeModel: embedding models -------------------------------------------------------------
+# Titan Text Embeddings V2 (docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-embed-text.html)
+# and Cohere Embed (…/model-parameters-embed.html): their documented request keys and answers.
+
+TITAN_KEYS = {"inputText", "dimensions", "normalize", "embeddingTypes"}
+TITAN_DIMENSIONS = (256, 512, 1024)
+COHERE_KEYS = {"texts", "input_type", "truncate", "embedding_types"}
+COHERE_INPUT_TYPES = ("search_document", "search_query", "classification", "clustering")
+COHERE_SIZE = 1024
+
+
+def fake_vector(text: str, size: int) -> list[float]:
+    """A deterministic vector, exact in float32 (multiples of 1/8)."""
+    return [(len(text) + i) / 8 for i in range(size)]
+
+
+def invoke_errors(model_id: str, body: Json) -> str | None:
+    if "titan-embed-text" in model_id:
+        extra = sorted(set(body) - TITAN_KEYS)
+        if extra:
+            return f"Malformed input request: extraneous key [{extra[0]}] is not permitted"
+        if not isinstance(body.get("inputText"), str) or not body["inputText"]:
+            return "Malformed input request: required key [inputText] not found"
+        if body.get("dimensions", 1024) not in TITAN_DIMENSIONS:
+            return f"Malformed input request: {body['dimensions']} is not a valid enum value"
+        return None
+    if "cohere.embed" in model_id:
+        extra = sorted(set(body) - COHERE_KEYS)
+        if extra:
+            return f"Malformed input request: extraneous key [{extra[0]}] is not permitted"
+        texts = body.get("texts")
+        if not isinstance(texts, list) or len(texts) > 96 or not all(isinstance(t, str) for t in texts):
+            return "Malformed input request: texts must be an array of at most 96 strings"
+        if body.get("input_type") not in COHERE_INPUT_TYPES:
+            return "Malformed input request: input_type must be one of " + ", ".join(COHERE_INPUT_TYPES)
+        return None
+    return f"The provided model identifier {model_id} is not an embedding model of this fake"
+
+
+def invoke_answer(model_id: str, body: Json) -> web.Response:
+    """The model's documented answer, with the input token count header InvokeModel sends."""
+    if "titan-embed-text" in model_id:
+        text = body["inputText"]
+        vector = fake_vector(text, body.get("dimensions", 1024))
+        tokens = len(text.split())
+        answer: Json = {"embedding": vector, "inputTextTokenCount": tokens}
+        answer["embeddingsByType"] = {"float": vector}
+    else:
+        texts = body["texts"]
+        tokens = sum(len(t.split()) for t in texts)
+        vectors = [fake_vector(t, COHERE_SIZE) for t in texts]
+        answer = {"embeddings": vectors, "id": "fake-cohere-id", "response_type": "embeddings_floats"}
+        answer["texts"] = texts
+    headers = {"X-Amzn-Bedrock-Input-Token-Count": str(tokens), "X-Amzn-Bedrock-Invocation-Latency": "12"}
+    return web.Response(body=orjson.dumps(answer), content_type="application/json", headers=headers)
+
+
 # --- the fake -----------------------------------------------------------------------------------
 
 
@@ -341,7 +403,7 @@ class BedrockUpstream:
         raw_path = request.raw_path
         prefix, _, rest = raw_path.partition("/model/")
         encoded_model, _, operation = rest.partition("/")
-        if prefix or operation not in ("converse", "converse-stream") or "?" in raw_path:
+        if prefix or operation not in ("converse", "converse-stream", "invoke", "count-tokens") or "?" in raw_path:
             return _aws_error(404, "UnknownOperationException", "no such operation")
         body = await request.read()
         headers = {k.lower(): v for k, v in request.headers.items()}
@@ -354,13 +416,22 @@ class BedrockUpstream:
             received.json = orjson.loads(body)
         except orjson.JSONDecodeError:
             return _aws_error(400, "SerializationException", "body is not JSON")
-        op_name = "ConverseStream" if operation == "converse-stream" else "Converse"
-        received.validation_errors = validation_errors(
-            op_name, received.model_id, received.json
-        ) or reasoning_errors(received.json)
+        if operation == "count-tokens":
+            received.validation_errors = bedrock_count_errors(received.model_id, received.json)
+        elif operation == "invoke":
+            received.validation_errors = invoke_errors(received.model_id, received.json)
+        else:
+            op_name = "ConverseStream" if operation == "converse-stream" else "Converse"
+            received.validation_errors = validation_errors(
+                op_name, received.model_id, received.json
+            ) or reasoning_errors(received.json)
         self.requests.append(received)
         if received.validation_errors:
             return _aws_error(400, "ValidationException", received.validation_errors)
+        if operation == "invoke" and not self._replies:
+            return invoke_answer(received.model_id, received.json)
+        if operation == "count-tokens" and not self._replies:
+            return web.json_response(bedrock_count_answer(received.json))
         reply = self._replies.popleft() if self._replies else self._default(operation)
         return await _send(request, reply)
 

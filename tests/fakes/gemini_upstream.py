@@ -6,6 +6,9 @@ Both URL shapes are served:
   ``POST /v1beta/models/{model}:streamGenerateContent?alt=sse`` (auth ``x-goog-api-key``);
 - Vertex AI: ``POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:…``
   (auth ``Authorization: Bearer …``).
+- Token counts: ``:countTokens`` on both surfaces (`count_apis.gemini_count_answer`).
+- Embeddings: AI Studio ``:embedContent`` / ``:batchEmbedContents`` and Vertex ``:predict``, answered
+  (with nothing scripted) as the docs show, with deterministic vectors (`embed_answer`).
 
 Every request is recorded (`FakeGemini.requests`). Answers are scripted per test with
 `enqueue(...)` (first in, first out); with nothing queued the fake echoes the last user text, as
@@ -43,6 +46,8 @@ import orjson
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.fakes.count_apis import gemini_count_answer
 
 Json = dict[str, Any]
 
@@ -341,6 +346,10 @@ class FakeGemini:
 
     async def _serve(self, request: web.Request, surface: str) -> web.StreamResponse:
         model, _, method = request.match_info["target"].partition(":")
+        if method in EMBED_METHODS[surface]:
+            return await self._embed(request, surface, model, method)
+        if method == "countTokens":
+            return await self._count(request, surface, model)
         if method not in ("generateContent", "streamGenerateContent"):
             return web.json_response(google_error(404, "NOT_FOUND", f"unknown method {method}"), status=404)
         body = orjson.loads(await request.read())
@@ -363,6 +372,89 @@ class FakeGemini:
         streaming = method == "streamGenerateContent"
         reply = self._script.popleft() if self._script else _echo(body, streaming)
         return await _send(request, reply)
+
+
+    async def _count(self, request: web.Request, surface: str, model: str) -> web.StreamResponse:
+        """`:countTokens`, answered as `count_apis.gemini_count_answer` (a script entry wins)."""
+        body = orjson.loads(await request.read())
+        self.requests.append(
+            RecordedRequest(
+                surface=surface, model=model, method="countTokens", path=request.path, query=dict(request.query),
+                headers=dict(request.headers), body=body, project=request.match_info.get("project"),
+                location=request.match_info.get("location"),
+            )
+        )  # fmt: skip
+        if self._script:
+            return await _send(request, self._script.popleft())
+        status, answer = gemini_count_answer(surface, model, body)
+        return web.json_response(answer, status=status)
+
+    async def _embed(self, request: web.Request, surface: str, model: str, method: str) -> web.StreamResponse:
+        body = orjson.loads(await request.read())
+        self.requests.append(
+            RecordedRequest(
+                surface=surface, model=model, method=method, path=request.path, query=dict(request.query),
+                headers=dict(request.headers), body=body, project=request.match_info.get("project"),
+                location=request.match_info.get("location"),
+            )
+        )  # fmt: skip
+        if self._script:
+            return await _send(request, self._script.popleft())
+        answer = embed_answer(model, method, body)
+        status = 400 if "error" in answer else 200
+        return web.json_response(answer, status=status)
+
+
+# --- embeddings: AI Studio embedContent / batchEmbedContents (ai.google.dev/api/embeddings) and
+# Vertex AI `:predict` (cloud.google.com/vertex-ai/generative-ai/docs/model-reference/text-embeddings-api)
+
+EMBED_METHODS = {"ai_studio": ("embedContent", "batchEmbedContents"), "vertex": ("predict",)}
+EMBED_SIZE = 3072  # gemini-embedding-001's default output size
+
+
+def fake_values(text: str, size: int) -> list[float]:
+    """A deterministic vector, exact in float32 (multiples of 1/8)."""
+    return [(len(text) + i) / 8 for i in range(size)]
+
+
+def _content_text(content: Any) -> str | None:
+    parts = content.get("parts") if isinstance(content, dict) else None
+    if not isinstance(parts, list) or not parts:
+        return None
+    if not all(isinstance(p, dict) and "text" in p for p in parts):
+        return None
+    return " ".join(p["text"] for p in parts)
+
+
+def _studio_embedding(model: str, request: Json) -> Json:
+    if request.get("model", f"models/{model}") != f"models/{model}":
+        message = "Model in the request does not match the model in the URL."
+        return google_error(400, "INVALID_ARGUMENT", message)
+    text = _content_text(request.get("content"))
+    if text is None:
+        return google_error(400, "INVALID_ARGUMENT", "content.parts must hold text parts.")
+    return {"values": fake_values(text, request.get("outputDimensionality", EMBED_SIZE))}
+
+
+def embed_answer(model: str, method: str, body: Json) -> Json:
+    """The documented answer (or Google's error) for one embeddings call."""
+    if method == "predict":
+        predictions = []
+        for instance in body.get("instances", []):
+            size = body.get("parameters", {}).get("outputDimensionality", EMBED_SIZE)
+            text = instance["content"]
+            stats = {"truncated": False, "token_count": len(text.split())}
+            predictions.append({"embeddings": {"values": fake_values(text, size), "statistics": stats}})
+        return {"predictions": predictions, "metadata": {"billableCharacterCount": 0}}
+    if method == "embedContent":
+        one = _studio_embedding(model, body)
+        return one if "error" in one else {"embedding": one}
+    requests = body.get("requests")
+    if not isinstance(requests, list) or not requests:
+        return google_error(400, "INVALID_ARGUMENT", "requests must not be empty.")
+    embeddings = [_studio_embedding(model, r) for r in requests]
+    errors = [e for e in embeddings if "error" in e]
+    return errors[0] if errors else {"embeddings": embeddings}
 
 
 def missing_signature(body: Json) -> str | None:

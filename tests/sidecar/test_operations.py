@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -18,6 +17,7 @@ from astra_sidecar.compiler.loader import load_routing_table
 from astra_sidecar.compiler.table import RoutingTable
 from astra_sidecar.sidecar.reload import Reloader
 from tests.fakes.openai_upstream import FakeOpenAI, Step, completion
+from tests.processes import eventually
 from tests.sidecar.harness import compile_yaml, running_sidecar
 
 ONE = """
@@ -205,12 +205,6 @@ async def test_an_unchanged_file_says_so_and_changes_nothing(
     ]
 
 
-async def _until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
 async def test_the_watcher_keeps_watching_after_failed_loads_and_swaps(tmp_path: Path) -> None:
     path = tmp_path / "astra.yml"
     path.write_text(textwrap.dedent(ONE))
@@ -223,11 +217,11 @@ async def test_the_watcher_keeps_watching_after_failed_loads_and_swaps(tmp_path:
         try:
             failed = lambda: sidecar.metric("astra_reloads_total", {"result": "failed"})  # noqa: E731
             path.write_text("version: 1\nagents: {demo: {model: {provider: nope, modelId: x}}}\n")
-            await _until(lambda: failed() == 1.0)
+            assert await eventually(lambda: failed() == 1.0)
             path.write_text(textwrap.dedent(GEMINI_ADDED))
-            await _until(lambda: failed() == 2.0)
+            assert await eventually(lambda: failed() == 2.0)
             path.write_text(textwrap.dedent(TWO))
-            await _until(lambda: sidecar.metric("astra_reloads_total", {"result": "ok"}) == 1.0)
+            assert await eventually(lambda: sidecar.metric("astra_reloads_total", {"result": "ok"}) == 1.0)
             assert sorted(sidecar.state.runtime.agents) == ["demo", "extra"]
             assert not watcher.done()
         finally:
@@ -254,8 +248,7 @@ async def test_in_flight_request_finishes_on_the_old_table_during_reload(tmp_pat
                     model="chat", messages=[{"role": "user", "content": "x"}]
                 )
             )
-            while not upstream.received:
-                await asyncio.sleep(0.01)
+            assert await eventually(lambda: bool(upstream.received))
             path.write_text(textwrap.dedent(ONE).replace("demo", "chat"))
             assert await reloader.reload("test")
             # Released, the hung attempt answers 500; its retry still goes to the OLD cluster.
@@ -275,7 +268,7 @@ async def test_draining_refuses_new_requests_and_waits_for_in_flight(tmp_path: P
         state = sidecar.state
         state.enter()  # one request in flight
         drain = asyncio.ensure_future(state.drain(5.0))
-        await asyncio.sleep(0.05)
+        assert await eventually(lambda: state.draining)
         ready = await _get(sidecar.url + "/readyz")
         with pytest.raises(openai.InternalServerError) as caught:
             await sidecar.client().chat.completions.create(

@@ -7,12 +7,11 @@ and `HEAD /v1/anthropic/{agent}[/v1]` (the probe coding agents send: 200 for a k
 otherwise); anything else under the prefix is a 404 in Anthropic's shape naming the route. The
 agent comes from the path; the body's `model`, whatever it names, is ignored.
 
-`count_tokens` (https://docs.anthropic.com/en/api/messages-count-tokens): on an agent whose
-primary cluster is Anthropic's, the body (the agent's system prompt and tool policy applied, only
-the fields that endpoint takes) goes to `{base_url}/v1/messages/count_tokens` once — no retry or
-fallback, it is a side call — and the answer comes back byte for byte; on any other agent the
-answer is `{"input_tokens": n}` with the sidecar's own estimate (`sidecar/policy/context.py`,
-the one the context-window check uses).
+`count_tokens`: the agent's provider counts (Anthropic natively, Gemini and Bedrock through their
+count APIs), else the sidecar's estimate (`ingress_count`). Every field of a request an agent
+translates is honoured, translated or refused with a 400 naming it (`ingress_fields`); natively
+the body goes to Anthropic as it came (policy applied), with the caller's `anthropic-version` and
+`anthropic-beta` (`native`).
 Credentials arrive as `x-api-key` or `Authorization: Bearer` (current SDKs send the latter, with
 a newer `anthropic-version`); with `credentials: passthrough` that key goes to the agent's
 Anthropic cluster only (see `astra_sidecar.sidecar.auth`).
@@ -36,36 +35,28 @@ The size estimate (`size`) reads `messages`, `system`, `tools` and `max_tokens`.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from aiohttp import web
 
-from astra_sidecar.sidecar.accesslog import AccessRecord
+from astra_sidecar.sidecar.accesslog import with_error_code
 from astra_sidecar.sidecar.app_keys import STATE
-from astra_sidecar.sidecar.errors import AstraError, ClientError, DeadlineExceededError
-from astra_sidecar.sidecar.policy.context import estimate_tokens
+from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.anthropic.ingress_count import count_route
+from astra_sidecar.sidecar.protocols.anthropic.ingress_fields import check_translatable
 from astra_sidecar.sidecar.protocols.anthropic.ingress_stream import AnthropicStreamEncoder
 from astra_sidecar.sidecar.protocols.anthropic.ingress_translate import (
     message_from_completion,
     openai_request,
 )
-from astra_sidecar.sidecar.protocols.anthropic.ingress_validate import beta_flags, check_messages_body
-from astra_sidecar.sidecar.protocols.anthropic.native import upstream_request
-from astra_sidecar.sidecar.protocols.anthropic.policy_access import ACCESS
+from astra_sidecar.sidecar.protocols.anthropic.ingress_validate import check_messages_body
 from astra_sidecar.sidecar.protocols.anthropic.wire import error_type
 from astra_sidecar.sidecar.protocols.base import Body, Failure
 from astra_sidecar.sidecar.protocols.codec import IngressCall, RequestSize, Route
-from astra_sidecar.sidecar.resilience.attempt import upstream_failure
-from astra_sidecar.sidecar.serving.common import read_json, request_id
+from astra_sidecar.sidecar.serving import unrouted
 from astra_sidecar.sidecar.sse import encode_event
-from astra_sidecar.sidecar.upstream import AttemptTimeouts
-
-if TYPE_CHECKING:
-    from astra_sidecar.sidecar.runtime import AgentRuntime
 
 PREFIX = "/v1/anthropic/{agent}"
 _VERSIONS = ("/v1", "")
@@ -94,7 +85,7 @@ class AnthropicCodec:
         query: Mapping[str, str],
         headers: Mapping[str, str],
     ) -> IngressCall:
-        checked = check_messages_body(body, beta_flags(headers.get("anthropic-beta")))
+        checked = check_messages_body(body)
         return IngressCall(
             agent_id=route["agent"], body=checked, stream=bool(checked.get("stream")), inbound=headers
         )
@@ -129,6 +120,7 @@ class AnthropicCodec:
         return b"\n" + encode_event("error", error_payload(failure))
 
     def to_openai(self, call: IngressCall) -> Body:
+        check_translatable(call.body)
         return openai_request(call.agent_id, call.body)
 
     def completion_from_openai(self, raw: bytes, call: IngressCall) -> bytes:
@@ -139,6 +131,8 @@ class AnthropicCodec:
 
 
 CODEC = AnthropicCodec()
+#: `POST …/v1/messages/count_tokens` (`ingress_count`).
+count_tokens = count_route(CODEC)
 
 
 def _not_found(message: str) -> web.Response:
@@ -150,8 +144,11 @@ async def list_models(request: web.Request) -> web.Response:
     agent_id = request.match_info["agent"]
     runtime = request.app[STATE].runtime.agents.get(agent_id)
     if runtime is None:
-        return _not_found(f"no agent '{agent_id}' on this sidecar")
+        return with_error_code(_not_found(f"no agent '{agent_id}' on this sidecar"), "model_not_found")
     agent = runtime.agent
+    if agent.kind != "chat":  # an embedding agent serves no Messages call: none listed
+        empty = {"data": [], "has_more": False, "first_id": None, "last_id": None}
+        return web.Response(body=orjson.dumps(empty), content_type="application/json")
     info: dict[str, Any] = {
         "type": "model",
         "id": agent.id,
@@ -165,64 +162,16 @@ async def list_models(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
-async def unknown_route(request: web.Request) -> web.Response:
-    record = AccessRecord(
-        request_id=request_id(request), route=CODEC.name, method=request.method, path=request.path,
-        status=404, error_code="route_not_found",
-    )  # fmt: skip
-    record.emit(request.app[STATE].shared.access_sink)
-    return _not_found(f"no such route: {request.method} {request.path}")
+#: Any other request under the prefix: 404, or 405 for a path served with another method
+#: (answered in this API's shape by the app's guard).
+unknown_route = unrouted.unknown_route
 
 
 async def probe(request: web.Request) -> web.Response:
     """`HEAD /v1/anthropic/{agent}`: whether the base URL names an agent of this sidecar. Any
     other method on the bare base URL is an unknown route, in this API's shape."""
     if request.method != "HEAD":
-        return await unknown_route(request)
-    known = request.match_info["agent"] in request.app[STATE].runtime.agents
-    return web.Response(status=200 if known else 404)
-
-
-#: The fields Anthropic's count_tokens endpoint takes.
-_COUNT_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers")
-
-
-def _error(failure: Failure) -> web.Response:
-    return web.Response(status=failure.status, body=error_payload(failure), content_type="application/json")
-
-
-async def count_tokens(request: web.Request) -> web.Response:
-    """`POST …/v1/messages/count_tokens` (see the module docstring)."""
-    runtime = request.app[STATE].runtime
-    try:
-        raw = await read_json(request, runtime.table.settings.max_body_bytes)
-        call = CODEC.parse(raw, request.match_info, request.query, request.headers)
-        agent = runtime.agents.get(call.agent_id)
-        if agent is None:
-            return _not_found(f"no agent '{call.agent_id}' on this sidecar")
-        if agent.plan[0].cluster.wire == CODEC.wire:
-            return await _native_count(agent, call)
-    except AstraError as exc:
-        return _error(exc.failure)
-    tokens = estimate_tokens(CODEC.size(call), agent.agent.system_prompt)
-    return web.Response(body=orjson.dumps({"input_tokens": tokens}), content_type="application/json")
-
-
-async def _native_count(agent: AgentRuntime, call: IngressCall) -> web.Response:
-    cluster = agent.plan[0]
-    prepared = agent.policy.prepare(call.body, ACCESS)
-    sent = agent.policy.for_cluster(prepared, cluster.cluster, ACCESS)
-    body = {key: sent[key] for key in _COUNT_FIELDS if key in sent}
-    built = upstream_request(cluster.cluster, body, await cluster.credentials.material(call.inbound), call.inbound)
-    built = replace(built, url=built.url + "/count_tokens", stream=False)
-    t = agent.agent.timeouts
-    timeouts = AttemptTimeouts(connect_s=t.connect_ms / 1000.0, idle_s=t.stream_idle_ms / 1000.0)
-    try:
-        async with asyncio.timeout(agent.agent.request_timeout_ms / 1000.0):
-            async with cluster.transport.open(cluster.cluster, built, timeouts) as response:
-                if response.status >= 300:
-                    raise await upstream_failure(cluster, response, built)
-                answer = await response.read()
-    except TimeoutError as exc:
-        raise DeadlineExceededError(agent.agent.request_timeout_ms) from exc
-    return web.Response(body=answer, content_type="application/json")
+        await unknown_route(request)
+    if request.match_info["agent"] in request.app[STATE].runtime.agents:
+        return web.Response(status=200)
+    return with_error_code(web.Response(status=404), "model_not_found")

@@ -2,6 +2,9 @@
 
     message_start (usage so far: zeros, OpenAI reports usage only at the end)
     per content block: content_block_start, content_block_delta…, content_block_stop
+        reasoning deltas (`reasoning_content`) → a `thinking` block with `thinking_delta`s (its
+        `signature` empty and no `signature_delta`: no other provider signs its reasoning, and
+        the signed blocks a provider needs back ride in the tool_use ids);
         text deltas → a text block with `text_delta`s; each tool call → a `tool_use` block (id and
         name from its first fragment, `input: {}`) with its argument fragments as
         `input_json_delta`s, forwarded unparsed
@@ -11,8 +14,7 @@
 
 A new block closes the open one. OpenAI streams deliver each tool call's fragments together
 (every adapter of this sidecar does, and so does OpenAI); a late fragment for a tool call whose
-block is already closed cannot be placed in Anthropic's format and is dropped. Reasoning deltas
-are dropped (Anthropic thinking blocks need signatures no other provider can give).
+block is already closed cannot be placed in Anthropic's format and is dropped.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from astra_sidecar.sidecar.policy.reasoning import REASONING_FIELD
 from astra_sidecar.sidecar.protocols.anthropic.ingress_translate import message_id
 from astra_sidecar.sidecar.protocols.anthropic.wire import anthropic_usage, stop_reason
 from astra_sidecar.sidecar.sse import encode_event
@@ -73,6 +76,7 @@ class AnthropicStreamEncoder:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
+            out.extend(self._thinking(delta.get(REASONING_FIELD)))
             out.extend(self._text(delta.get("content")))
             if isinstance(delta.get("refusal"), str) and delta["refusal"]:
                 self._refused = True
@@ -115,6 +119,14 @@ class AnthropicStreamEncoder:
 
     def _delta(self, delta: Json) -> bytes:
         return event({"type": "content_block_delta", "index": self._blocks, "delta": delta})
+
+    def _thinking(self, text: Any) -> list[bytes]:
+        if not isinstance(text, str) or not text:
+            return []
+        block = {"type": "thinking", "thinking": "", "signature": ""}
+        out = [] if self._open == "thinking" else self._open_block("thinking", block)
+        out.append(self._delta({"type": "thinking_delta", "thinking": text}))
+        return out
 
     def _text(self, text: Any) -> list[bytes]:
         if not isinstance(text, str) or not text:

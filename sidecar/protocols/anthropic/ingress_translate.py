@@ -7,21 +7,24 @@ Request (a checked Messages body → an OpenAI chat body; the agent's policy is 
   own parts (OpenAI wants them right after the assistant's calls); images inside a result move
   into the user message that follows (tool messages carry text only); `is_error` is dropped.
 - assistant text blocks → content (joined); `tool_use` → `tool_calls` with the `input` object
-  serialised as the JSON `arguments` string; thinking blocks are dropped (no equivalent).
+  serialised as the JSON `arguments` string; thinking blocks are dropped (the signed blocks a
+  provider needs back ride in the tool_use ids: `openai/reasoning_carrier.py`).
 - custom tools → functions with `input_schema` as `parameters` (`strict` kept); Anthropic server
   tools (typed, e.g. `web_search_…`), documents and other Anthropic-only blocks → 400.
 - `tool_choice` auto/any/tool/none → auto/required/named/none; `disable_parallel_tool_use` →
   `parallel_tool_calls: false` (only with tools, as OpenAI requires).
-- `stop_sequences` → `stop`; `temperature`/`top_p`/`max_tokens` kept; `top_k`, `thinking`,
-  `service_tier` dropped; `metadata.user_id` → `user`; `output_config.format` json_schema (or the
+- `stop_sequences` → `stop`; `temperature`/`top_p`/`max_tokens` kept; `thinking` →
+  `reasoning_effort` (disabled → none, enabled → its budget's level, adaptive → medium);
+  `service_tier`, `cache_control` honoured as they are; `metadata.user_id` → `user`; `output_config.format` json_schema (or the
   structured-outputs beta's top-level `output_format`) → `response_format` json_schema;
   `output_config.effort` low/medium/high → `reasoning_effort` (another level → 400);
-  `context_management` → 400 (server-side context editing exists only on Anthropic's API);
+  `context_management`, `top_k` and every other field: judged before this by `ingress_fields`;
   a stream asks for `include_usage` (usage goes in message_delta).
-- `{"role": "system"}` messages inside `messages` (the mid-conversation-system beta, checked by
+- `{"role": "system"}` messages inside `messages` (mid-conversation system turns, checked by
   `ingress_validate`) → system messages at the same place.
 
-Response (an OpenAI completion → a Message): text → a text block, refusal → a text block with
+Response (an OpenAI completion → a Message): `reasoning_content` → a leading `thinking` block
+(empty `signature`), text → a text block, refusal → a text block with
 `stop_reason: refusal`, tool calls → `tool_use` blocks (`input` parsed from the arguments
 string; empty or invalid JSON → `{}`), finish_reason → stop_reason and usage (`wire.stop_reason`,
 `wire.anthropic_usage`: cached tokens as `cache_read_input_tokens`, `input_tokens` = prompt minus
@@ -36,6 +39,7 @@ from typing import Any
 import orjson
 
 from astra_sidecar.sidecar.errors import ClientError, UpstreamMalformedError
+from astra_sidecar.sidecar.policy.reasoning import REASONING_FIELD, effort_from_thinking
 from astra_sidecar.sidecar.protocols.anthropic.wire import anthropic_usage, stop_reason
 
 Json = dict[str, Any]
@@ -75,6 +79,7 @@ def openai_request(agent_id: str, body: Json) -> Json:
     if response_format:
         out["response_format"] = response_format
     _coding_agent_fields(body, out)
+    _thinking(body, out)
     if body.get("stream"):
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
@@ -241,10 +246,7 @@ _EFFORTS = {"low": "low", "medium": "medium", "high": "high"}
 
 
 def _coding_agent_fields(body: Json, out: Json) -> None:
-    """`output_config.effort` → `reasoning_effort`; `context_management` (server-side context
-    editing, which no other provider does) → 400."""
-    if body.get("context_management") is not None:
-        raise _unsupported("context_management (server-side context editing)", "context_management")
+    """`output_config.effort` → `reasoning_effort` (`context_management`: see `ingress_fields`)."""
     config = body.get("output_config")
     effort = config.get("effort") if isinstance(config, dict) else None
     if effort is None:
@@ -257,6 +259,14 @@ def _coding_agent_fields(body: Json, out: Json) -> None:
             param="output_config.effort",
         )
     out.setdefault("reasoning_effort", _EFFORTS[effort])
+
+
+def _thinking(body: Json, out: Json) -> None:
+    """`thinking` → `reasoning_effort` (`policy.reasoning.effort_from_thinking`); an
+    `output_config.effort` the caller also sent wins."""
+    effort = effort_from_thinking(body.get("thinking"))
+    if effort is not None:
+        out.setdefault("reasoning_effort", effort)
 
 
 # --- response -----------------------------------------------------------------------------------
@@ -284,6 +294,11 @@ def _text_of(content: Any) -> str:
 def _answer_blocks(message: Json) -> tuple[list[Json], bool]:
     """The content blocks of an OpenAI assistant message, and whether it was a refusal."""
     blocks: list[Json] = []
+    reasoning = message.get(REASONING_FIELD)
+    if isinstance(reasoning, str) and reasoning:
+        # No other provider signs its reasoning: the signature is empty (carried blocks ride in
+        # the tool_use ids), and the client's copy of this block is dropped on the way back.
+        blocks.append({"type": "thinking", "thinking": reasoning, "signature": ""})
     text = _text_of(message.get("content"))
     refusal = message.get("refusal") if isinstance(message.get("refusal"), str) else ""
     if text or refusal:

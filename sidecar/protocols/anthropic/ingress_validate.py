@@ -6,10 +6,10 @@ from the path) but must be a string when given; `max_tokens` is optional here to
 agent's `maxOutputTokens`, or 4096, fills in; translated, the policy's cap does, when there is
 one). Unknown top-level fields are left to the upstream.
 
-A `{"role": "system"}` message inside `messages` (Claude Code sends them) is accepted when the
-caller's `anthropic-beta` header carries a `mid-conversation-system-…` flag (`MID_CONVERSATION_BETA`),
-as Anthropic accepts it then; its content is a string or text blocks. Without the flag it is the
-400 Anthropic gives.
+A `{"role": "system"}` message inside `messages` (Claude Code sends them, under beta flags that
+change between its releases: `mid-conversation-system-2026-04-07`, `per-turn-control-2026-07-01`)
+is accepted whatever the flags, its content a string or text blocks: natively Anthropic judges it
+with the caller's `anthropic-beta` header, translated it becomes a system message in place.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from astra_sidecar.sidecar.errors import ClientError
 Json = dict[str, Any]
 
 _ROLES = ("user", "assistant")
-#: The prefix of the beta flag under which Anthropic accepts system messages inside `messages`.
-MID_CONVERSATION_BETA = "mid-conversation-system"
 _TOOL_CHOICES = ("auto", "any", "tool", "none")
 
 
@@ -42,18 +40,13 @@ def _is_text(value: Any) -> bool:
     return isinstance(value, str)
 
 
-def beta_flags(header: str | None) -> frozenset[str]:
-    """The flags of an `anthropic-beta` header (comma-separated)."""
-    return frozenset(flag.strip() for flag in (header or "").split(",") if flag.strip())
-
-
-def check_messages_body(body: Any, betas: frozenset[str] = frozenset()) -> Json:
+def check_messages_body(body: Any) -> Json:
     """The body, unchanged, or a 400 naming the first offending field."""
     if not isinstance(body, dict):
         raise _bad("request body must be a JSON object", "body")
     if body.get("model") is not None and not isinstance(body["model"], str):
         raise _bad("model: must be a string", "model")
-    _check_messages(body.get("messages"), any(f.startswith(MID_CONVERSATION_BETA) for f in betas))
+    _check_messages(body.get("messages"))
     _check_system(body.get("system"))
     _check_scalars(body)
     _check_tools(body.get("tools"))
@@ -81,7 +74,7 @@ def _check_scalars(body: Json) -> None:
         raise _bad("stop_sequences: must be an array of strings", "stop_sequences")
 
 
-def _check_messages(messages: Any, system_allowed: bool) -> None:
+def _check_messages(messages: Any) -> None:
     if not isinstance(messages, list) or not messages:
         raise _bad("messages: must be a non-empty array", "messages")
     for index, message in enumerate(messages):
@@ -89,12 +82,12 @@ def _check_messages(messages: Any, system_allowed: bool) -> None:
         if not isinstance(message, dict):
             raise _bad(f"{where}: must be an object", where)
         role = message.get("role")
-        if role == "system" and system_allowed:
+        if role == "system":
             if message.get("content") is None:
                 raise _bad(f"{where}.content: must be a string or an array of text blocks", f"{where}.content")
             _check_system(message["content"], f"{where}.content")
             continue
-        if role not in _ROLES:  # Anthropic's own words, also for a system message without the beta
+        if role not in _ROLES:  # Anthropic's own words
             raise _bad(f"{where}.role: must be 'user' or 'assistant'", f"{where}.role")
         _check_content(message.get("content"), f"{where}.content")
 

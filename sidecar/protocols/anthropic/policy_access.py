@@ -24,8 +24,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from astra_sidecar.compiler.table import PromptCache
+from astra_sidecar.compiler.table import Agent, PromptCache
 from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.policy import reasoning_defaults
 from astra_sidecar.sidecar.protocols.anthropic.wire import DEFAULT_MAX_TOKENS, EPHEMERAL, MAX_CACHE_MARKS
 from astra_sidecar.sidecar.protocols.base import Body
 from astra_sidecar.sidecar.protocols.codec import PolicyAccess
@@ -125,6 +126,9 @@ class AnthropicPolicyAccess:
     def choices(self, body: Body) -> tuple[int | None, str]:
         del body
         return None, "n"
+
+    def apply_reasoning_default(self, body: Body, agent: Agent, model_id: str) -> None:
+        reasoning_defaults.anthropic_default(body, agent, model_id)
 
 
 ACCESS: PolicyAccess = AnthropicPolicyAccess()

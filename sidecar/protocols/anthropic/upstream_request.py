@@ -102,7 +102,8 @@ def messages_body(cluster: Cluster, agent: Agent, body: Json) -> Json:
     if tools:
         out["tools"] = tools
         out["tool_choice"] = tool_choice
-    thinking = thinking_param(body, out["max_tokens"]) if not _json_tool_forced(tool_choice) else None
+    forced = _json_tool_forced(tool_choice)
+    thinking = None if forced else thinking_param(body, out["max_tokens"], agent, cluster.model_id)
     if thinking is not None:
         out["thinking"] = thinking
         out.update(sampling_with_thinking(_sampling(body)))

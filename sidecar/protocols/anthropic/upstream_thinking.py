@@ -1,7 +1,8 @@
 """Extended thinking for OpenAI callers: `reasoning_effort` in, thinking blocks out and back.
 
 - `reasoning_effort` → `thinking: {"type": "enabled", "budget_tokens": …}` (budget from
-  `policy.reasoning`, clamped below `max_tokens`, at least 1024); `none`, a budget that cannot fit,
+  `policy.reasoning`, fitted to the model: at least 1024, below `max_tokens`; Claude 3 models
+  before 3.7 have no thinking); `none`, a budget that cannot fit,
   or a forced tool choice (Anthropic allows only `auto`/`none` with thinking) → no thinking. With
   thinking on, `temperature`/`top_k` are dropped and `top_p` is kept only in [0.95, 1]
   (https://docs.claude.com/en/docs/build-with-claude/extended-thinking).
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from astra_sidecar.sidecar.policy.reasoning import ANTHROPIC_MIN_BUDGET, clamped_budget, effort_of
+from astra_sidecar.compiler.table import Agent
+from astra_sidecar.sidecar.policy.reasoning import thinking_budget
 from astra_sidecar.sidecar.protocols.openai import reasoning_carrier
 
 Json = dict[str, Any]
@@ -23,11 +25,12 @@ Json = dict[str, Any]
 THINKING_BLOCKS = frozenset({"thinking", "redacted_thinking"})
 
 
-def thinking_param(body: Json, max_tokens: int) -> Json | None:
-    effort = effort_of(body)
-    if effort is None:
-        return None
-    budget = clamped_budget(effort, max_tokens, minimum=ANTHROPIC_MIN_BUDGET)
+def thinking_param(
+    body: Json, max_tokens: int, agent: Agent | None = None, model_id: str = ""
+) -> Json | None:
+    """The `thinking` object for the body's `reasoning_effort` on `model_id`, fitted to the model
+    (`compiler/table/reasoning.py`); None for no thinking."""
+    budget = thinking_budget(body, agent, "anthropic", model_id or str(body.get("model") or ""), max_tokens)
     return {"type": "enabled", "budget_tokens": budget} if budget else None
 
 

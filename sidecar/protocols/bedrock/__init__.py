@@ -29,8 +29,9 @@ Wire format: botocore's `bedrock-runtime` service model (protocol rest-json), bo
 - JSON mode: `response_format.json_schema` maps faithfully to `outputConfig.textFormat`
   (schema serialised as a **string**; newer models only — others answer 400). `json_object` has
   no faithful Converse equivalent and is not forwarded (OpenAI requires the prompt to ask for
-  JSON anyway). `n` > 1 is rejected; `seed`, penalties, logprobs, `user`, `reasoning_effort`
-  and `parallel_tool_calls` are not forwarded.
+  JSON anyway). `n` > 1 is rejected; `seed`, penalties, logprobs, `user` and
+  `parallel_tool_calls` are not forwarded; `reasoning_effort` → the model family's reasoning
+  switch (`reasoning`).
 - Temperature is clamped to [0, 1]; max tokens = `max_completion_tokens` ?? `max_tokens` ?? the
   agent's `max_output_tokens`.
 - Usage: `inputTokens` excludes the cache buckets, so prompt = input + cacheRead + cacheWrite,

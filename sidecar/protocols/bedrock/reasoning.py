@@ -1,8 +1,8 @@
 """Reasoning on Bedrock Converse: `reasoning_effort` in, `reasoningContent` out and back.
 
 - Request: the model's own reasoning switch in `additionalModelRequestFields`, chosen by model
-  family (data below): Anthropic Claude takes `thinking: {"type": "enabled", "budget_tokens": …}`
-  (budget from `policy.reasoning`, clamped below `maxTokens`, at least 1024; `temperature`/`topP`
+  family (`compiler/table/reasoning.py`): Anthropic Claude takes `thinking: {"type": "enabled", "budget_tokens": …}`
+  (budget from `policy.reasoning`, fitted to the model: at least 1024, below `maxTokens`; `temperature`/`topP`
   are then not sent), Amazon Nova 2 `reasoningConfig: {"type": "enabled", "maxReasoningEffort": …}`
   (https://docs.aws.amazon.com/bedrock/latest/userguide/claude-messages-extended-thinking.html,
   https://docs.aws.amazon.com/nova/latest/nova2-userguide/extended-thinking.html). Other models
@@ -18,39 +18,43 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from astra_sidecar.sidecar.policy.reasoning import ANTHROPIC_MIN_BUDGET, clamped_budget, effort_of
+from astra_sidecar.compiler.table import Agent
+from astra_sidecar.compiler.table.reasoning import limits_for
+from astra_sidecar.sidecar.policy.reasoning import effort_of, level_for, thinking_budget
 from astra_sidecar.sidecar.protocols.base import Body
 from astra_sidecar.sidecar.protocols.openai import reasoning_carrier
 from astra_sidecar.sidecar.protocols.openai.wire import Json
 
 
-def _claude(effort: str, max_tokens: int | None) -> Json | None:
-    budget = clamped_budget(effort, max_tokens, minimum=ANTHROPIC_MIN_BUDGET)
+def _claude(body: Body, agent: Agent | None, model_id: str, max_tokens: int | None) -> Json | None:
+    budget = thinking_budget(body, agent, "bedrock", model_id, max_tokens)
     return {"thinking": {"type": "enabled", "budget_tokens": budget}} if budget else None
 
 
-def _nova(effort: str, max_tokens: int | None) -> Json | None:
-    del max_tokens
-    if effort == "none":
+def _nova(body: Body, agent: Agent | None, model_id: str, max_tokens: int | None) -> Json | None:
+    del agent, model_id, max_tokens
+    level = level_for(body)
+    if level is None or level == "none":
         return None
-    level = "low" if effort == "minimal" else effort
     return {"reasoningConfig": {"type": "enabled", "maxReasoningEffort": level}}
 
 
-#: Model-id fragment → how that family's reasoning is switched on.
-FIELDS_BY_FAMILY: Final[Mapping[str, Callable[[str, int | None], Json | None]]] = {
-    "anthropic.claude": _claude,
-    "amazon.nova-2": _nova,
+#: The reasoning control (`compiler/table/reasoning.py`) → how it is switched on.
+FIELDS_BY_CONTROL: Final[Mapping[str, Callable[[Body, Agent | None, str, int | None], Json | None]]] = {
+    "budget": _claude,
+    "level": _nova,
 }
 
 
-def reasoning_fields(body: Body, model_id: str, max_tokens: int | None) -> Json | None:
+def reasoning_fields(
+    body: Body, model_id: str, max_tokens: int | None, agent: Agent | None = None
+) -> Json | None:
     """The `additionalModelRequestFields` that switch reasoning on, or None."""
-    effort = effort_of(body)
-    if effort is None:
+    if effort_of(body) is None:
         return None
-    build = next((f for key, f in FIELDS_BY_FAMILY.items() if key in model_id), None)
-    return build(effort, max_tokens) if build is not None else None
+    limits = limits_for("bedrock", model_id)
+    build = FIELDS_BY_CONTROL.get(limits.control) if limits is not None else None
+    return build(body, agent, model_id, max_tokens) if build is not None else None
 
 
 def reasoning_blocks(content: Any) -> list[Json]:

@@ -134,11 +134,11 @@ def output_config(response_format: Any) -> Json | None:
     return {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": definition}}}
 
 
-def _with_reasoning(out: Json, body: Body, model_id: str) -> None:
+def _with_reasoning(out: Json, body: Body, model_id: str, agent: Agent) -> None:
     """Reasoning fields (`bedrock.reasoning`); while thinking, Claude takes no temperature/topP.
     Without reasoning, reasoning blocks carried back from an earlier turn are not sent."""
     inference = out.get("inferenceConfig") or {}
-    fields = reasoning_fields(body, model_id, inference.get("maxTokens"))
+    fields = reasoning_fields(body, model_id, inference.get("maxTokens"), agent)
     if fields is None:
         for turn in out["messages"]:
             turn["content"] = [b for b in turn["content"] if "reasoningContent" not in b]
@@ -169,5 +169,5 @@ def converse_body(body: Body, agent: Agent, model_id: str = "") -> Json:
     output = output_config(body.get("response_format"))
     if output is not None:
         out["outputConfig"] = output
-    _with_reasoning(out, body, model_id)
+    _with_reasoning(out, body, model_id, agent)
     return out

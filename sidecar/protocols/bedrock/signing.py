@@ -12,10 +12,6 @@ import re
 from collections.abc import Mapping
 from urllib.parse import quote, urlsplit
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import ReadOnlyCredentials
-
 from astra_sidecar.compiler.table import Cluster
 from astra_sidecar.sidecar.errors import UpstreamError
 from astra_sidecar.sidecar.protocols.base import AwsCredentials, Failure
@@ -51,7 +47,13 @@ def operation_url(cluster: Cluster, stream: bool) -> str:
 def sign_headers(
     url: str, headers: Mapping[str, str], body: bytes, credentials: AwsCredentials, region: str
 ) -> dict[str, str]:
-    """`headers` plus `X-Amz-Date`, `X-Amz-Security-Token` and `Authorization`, by botocore."""
+    """`headers` plus `X-Amz-Date`, `X-Amz-Security-Token` and `Authorization`, by botocore.
+
+    botocore is imported on the first signature: a sidecar without Bedrock agents never loads it."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import ReadOnlyCredentials
+
     request = AWSRequest(method="POST", url=url, data=body, headers=dict(headers))
     token = credentials.token.reveal() if credentials.token is not None else None
     signer_credentials = ReadOnlyCredentials(credentials.access_key, credentials.secret_key.reveal(), token)

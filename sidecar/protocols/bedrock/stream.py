@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from botocore.eventstream import EventStreamBuffer, ParserError
+from typing import TYPE_CHECKING, Any
 
 from astra_sidecar.sidecar.errors import UpstreamStreamError
 from astra_sidecar.sidecar.policy.reasoning import REASONING_FIELD
@@ -25,6 +23,9 @@ from astra_sidecar.sidecar.protocols.bedrock.reasoning import carry
 from astra_sidecar.sidecar.protocols.bedrock.response import finish_reason, usage_from
 from astra_sidecar.sidecar.protocols.openai import wire as shapes
 from astra_sidecar.sidecar.protocols.openai.wire import Json
+
+if TYPE_CHECKING:
+    from botocore.eventstream import EventStreamBuffer
 
 EVENT_STREAM_TYPE = "application/vnd.amazon.eventstream"
 
@@ -46,6 +47,8 @@ class BedrockStreamTranslator:
     """ConverseStream event-stream bytes → OpenAI chunks. One instance per stream."""
 
     def __init__(self, model: str, include_usage: bool, cluster_key: str = "") -> None:
+        from botocore.eventstream import EventStreamBuffer  # loaded by the first Bedrock stream
+
         self.usage: Usage | None = None
         self._cluster_key = cluster_key
         self._writer = shapes.ChunkWriter(model=model, include_usage=include_usage)
@@ -77,6 +80,8 @@ class BedrockStreamTranslator:
         return out
 
     def _decoded(self) -> Iterator[tuple[int, Mapping[str, Any], bytes]]:
+        from botocore.eventstream import ParserError
+
         try:
             yield from _frames(self._buffer)
         except ParserError as exc:

@@ -48,7 +48,7 @@ Quirks handled (Google's reference: https://ai.google.dev/api/generate-content):
   ``input_audio`` and ``file`` (``file_data``) parts → ``inlineData``; ``file_id`` → 400.
 - ``finishReason`` is ``STOP`` even for function calls → ``tool_calls``; MAX_TOKENS → ``length``;
   SAFETY/RECITATION/BLOCKLIST/… → ``content_filter``; ``promptFeedback.blockReason`` without
-  candidates → ``content_filter`` with empty content. ``thought`` parts are not shown.
+  candidates → ``content_filter`` with empty content. ``thought`` parts → ``reasoning_content``.
 - Usage: ``prompt_tokens = promptTokenCount + toolUsePromptTokenCount`` (cached tokens are
   already inside), ``cached_tokens = cachedContentTokenCount``, ``completion_tokens =
   candidatesTokenCount + thoughtsTokenCount`` (thoughts are outside candidates), and
@@ -66,8 +66,9 @@ Quirks handled (Google's reference: https://ai.google.dev/api/generate-content):
   ``RetryInfo.retryDelay`` (``"38.6s"``) → retry-after. ``ErrorInfo.reason`` ``API_KEY_INVALID``
   (sent as 400) → 401. Everything is decided from status fields, never from message text.
 
+``reasoning_effort`` → ``thinkingConfig`` (`request.thinking_config`, budgets fitted per model).
 Not mapped: ``logprobs``, ``logit_bias``, ``user``, ``parallel_tool_calls`` (Gemini has no switch),
-``reasoning_effort`` (model-specific thinking budgets/levels), custom tools (→ 400).
+custom tools (→ 400).
 
 Modules. Both directions: `wire` (finish reasons, HTTP ↔ RPC status, usage: each pair in one
 place). Upstream (OpenAI callers → Gemini clusters): `request` (URL, auth headers,

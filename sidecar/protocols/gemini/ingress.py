@@ -7,6 +7,9 @@ Routes (API version `v1`, google-genai's default, or `v1beta`):
 - ``POST /v1/gemini/{agent}/{v1|v1beta}/models/{model}:streamGenerateContent?alt=sse``; without
   ``alt=sse`` (Google's JSON-array stream) the answer is a 400 naming `alt`.
 - ``GET  /v1/gemini/{agent}/{v1|v1beta}/models[/{model}]``: the agent, as a Gemini `Model`.
+- ``POST …/models/{model}:countTokens``: the provider's count, or the estimate (`ingress_count`).
+- ``POST …/models/{model}:embedContent`` and ``:batchEmbedContents`` on embedding agents
+  (`embeddings_ingress`).
 - anything else under ``/v1/gemini/``: 404 (405 for a known path), in Google's error shape.
 
 The agent in the path decides everything: the model named in the path is not used (the
@@ -31,19 +34,20 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from astra_sidecar.sidecar.errors import ClientError
 from astra_sidecar.sidecar.protocols.base import Body, Failure
-from astra_sidecar.sidecar.protocols.codec import IngressCall, RequestSize, Route
+from astra_sidecar.sidecar.protocols.codec import Handler, IngressCall, RequestSize, Route
+from astra_sidecar.sidecar.protocols.gemini.ingress_count import count_route
 from astra_sidecar.sidecar.protocols.gemini.ingress_errors import error_object
 from astra_sidecar.sidecar.protocols.gemini.ingress_models import get_model, list_models
 from astra_sidecar.sidecar.protocols.gemini.ingress_request import parse_request
 from astra_sidecar.sidecar.protocols.gemini.ingress_response import response_from_openai
 from astra_sidecar.sidecar.protocols.gemini.ingress_stream import GeminiStreamEncoder, encode_event
-from astra_sidecar.sidecar.protocols.gemini.ingress_translate import to_openai_body
+from astra_sidecar.sidecar.protocols.gemini.ingress_translate import shows_thoughts, to_openai_body
 from astra_sidecar.sidecar.protocols.gemini.wire import GENERATE_METHODS
+from astra_sidecar.sidecar.serving import unrouted
 
 if TYPE_CHECKING:
     pass
@@ -59,8 +63,8 @@ def _target(route: Mapping[str, str]) -> tuple[str, str]:
     if not model or method not in GENERATE_METHODS:
         raise ClientError(
             404,
-            f"'models/{target}' is not served here: the sidecar answers generateContent and "
-            "streamGenerateContent",
+            f"'models/{target}' is not served here: the sidecar answers generateContent, "
+            "streamGenerateContent and countTokens (embedContent on embedding agents)",
             code="method_not_found",
         )
     return model, method
@@ -122,10 +126,10 @@ class GeminiCodec:
         return to_openai_body(call.body, call.agent_id, call.stream)
 
     def completion_from_openai(self, raw: bytes, call: IngressCall) -> bytes:
-        return response_from_openai(raw)
+        return response_from_openai(raw, shows_thoughts(call.body))
 
     def stream_encoder(self, call: IngressCall) -> GeminiStreamEncoder:
-        return GeminiStreamEncoder()
+        return GeminiStreamEncoder(shows_thoughts(call.body))
 
     def size(self, call: IngressCall) -> RequestSize:
         body = call.body
@@ -138,6 +142,8 @@ class GeminiCodec:
 
     def routes(self) -> list[Route]:
         return [
+            Route("POST", _MODELS_PATH + "/{model}:{method:" + _EMBED_METHODS + "}", _embed_content()),
+            Route("POST", _MODELS_PATH + "/{model}:countTokens", count_tokens),
             Route("POST", _MODELS_PATH + "/{target}"),
             Route("GET", _MODELS_PATH + "/{model}", get_model),
             Route("GET", _MODELS_PATH, list_models),
@@ -146,15 +152,20 @@ class GeminiCodec:
 
 
 CODEC = GeminiCodec()
+#: `POST …/models/{model}:countTokens` (`ingress_count`).
+count_tokens = count_route(CODEC, inbound_headers)
 
 
-async def unknown_route(request: web.Request) -> web.StreamResponse:
-    """Any other request under ``/v1/gemini/``: aiohttp's own 404, or 405 for a route of another
-    method, raised for the app to answer in Google's shape (the route that matched names it)."""
-    allowed: set[str] = set()
-    for resource in request.app.router.resources():
-        if resource is not request.match_info.route.resource:
-            allowed |= (await resource.resolve(request))[1]
-    if allowed:
-        raise web.HTTPMethodNotAllowed(request.method, allowed)
-    raise web.HTTPNotFound()
+_EMBED_METHODS = "embedContent|batchEmbedContents"
+
+
+def _embed_content() -> Handler:
+    """`:embedContent` / `:batchEmbedContents` (`embeddings_ingress`, which imports this module)."""
+    from astra_sidecar.sidecar.protocols.gemini.embeddings_ingress import embed_content
+
+    return embed_content
+
+
+#: Any other request under ``/v1/gemini/``: 404, or 405 for a path served with another method,
+#: answered in Google's shape by the app's guard.
+unknown_route = unrouted.unknown_route

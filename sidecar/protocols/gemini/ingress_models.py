@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from astra_sidecar.sidecar.runtime import AgentRuntime
 
 
+#: What an embedding agent serves here (`embeddings_ingress`).
+_EMBED_METHODS = ("embedContent", "batchEmbedContents")
+
+
 def _model_resource(name: str, agent: AgentRuntime) -> dict[str, Any]:
     spec = agent.agent
     provider = agent.plan[0].cluster.provider
@@ -27,7 +31,7 @@ def _model_resource(name: str, agent: AgentRuntime) -> dict[str, Any]:
         "version": "astra",
         "displayName": spec.display_name or spec.id,
         "description": f"astra agent '{spec.id}' (served by {provider})",
-        "supportedGenerationMethods": list(GENERATE_METHODS),
+        "supportedGenerationMethods": list(_EMBED_METHODS if spec.kind == "embedding" else GENERATE_METHODS),
     }
     if spec.max_context_tokens is not None:
         resource["inputTokenLimit"] = spec.max_context_tokens

@@ -1,9 +1,10 @@
 """OpenAI answers → Gemini `GenerateContentResponse`s (whole answers; the shapes streams share).
 
-- Each choice becomes a candidate (`index` kept): content text → a text part, a refusal → a text
-  part, each tool call → a `functionCall` part with `args` as an object (arguments that are not
-  a JSON object come as `{"arguments": "<raw text>"}`) and the OpenAI call id as its `id`, so
-  the client's `functionResponse` can name it.
+- Each choice becomes a candidate (`index` kept): `reasoning_content` → a leading
+  `{"text": …, "thought": true}` part (when the caller shows thoughts), content text → a text
+  part, a refusal → a text part, each tool call → a `functionCall` part with `args` as an object
+  (arguments that are not a JSON object come as `{"arguments": "<raw text>"}`) and the OpenAI
+  call id as its `id`, so the client's `functionResponse` can name it.
 - `finish_reason`: stop/tool_calls/function_call → STOP, length → MAX_TOKENS, content_filter →
   SAFETY, anything else → OTHER (the table is in `wire`).
 - `usage` → `usageMetadata` (`wire.metadata_from_usage`): promptTokenCount = prompt_tokens
@@ -20,6 +21,7 @@ from typing import Any
 import orjson
 
 from astra_sidecar.sidecar.errors import UpstreamMalformedError
+from astra_sidecar.sidecar.policy.reasoning import REASONING_FIELD
 from astra_sidecar.sidecar.protocols.base import Usage
 from astra_sidecar.sidecar.protocols.gemini.json_values import as_dict
 from astra_sidecar.sidecar.protocols.gemini.wire import gemini_finish_reason, metadata_from_usage
@@ -71,8 +73,14 @@ def _text_of(content: Any) -> str:
     return ""
 
 
-def _parts(message: Json) -> list[Json]:
-    parts: list[Json] = []
+def thought_part(message: Json, key: str) -> list[Json]:
+    """The message's (or delta's) reasoning text as a Gemini thought part, when there is some."""
+    reasoning = message.get(key)
+    return [{"text": reasoning, "thought": True}] if isinstance(reasoning, str) and reasoning else []
+
+
+def _parts(message: Json, thoughts: bool) -> list[Json]:
+    parts: list[Json] = thought_part(message, REASONING_FIELD) if thoughts else []
     text = _text_of(message.get("content")) or _text_of(message.get("refusal"))
     if text:
         parts.append({"text": text})
@@ -108,7 +116,7 @@ def envelope(candidates: list[Json], model: Any, response_id: Any, usage: Json |
     return out
 
 
-def response_from_openai(raw: bytes) -> bytes:
+def response_from_openai(raw: bytes, thoughts: bool = True) -> bytes:
     """A whole OpenAI `chat.completion` as a `GenerateContentResponse`."""
     try:
         data = orjson.loads(raw)
@@ -120,7 +128,7 @@ def response_from_openai(raw: bytes) -> bytes:
     for position, choice in enumerate(data.get("choices") or ()):
         if not isinstance(choice, dict):
             continue
-        parts = _parts(as_dict(choice.get("message")))
+        parts = _parts(as_dict(choice.get("message")), thoughts)
         candidates.append(
             candidate(parts, index_of(choice, position), gemini_finish_reason(choice.get("finish_reason")))
         )

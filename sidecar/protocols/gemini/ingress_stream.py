@@ -9,7 +9,8 @@ Gemini streams are `data: {GenerateContentResponse}` events and end at EOF, with
 - The finish reasons (and any calls still buffered) go out in one last chunk at the end of the
   stream, together with `usageMetadata` (OpenAI sends usage after the finish chunk). That chunk
   has an empty text part, so `chunk.text` is `""`, never None.
-- Reasoning deltas are not shown (Gemini shows thoughts only when asked to).
+- Reasoning deltas (`reasoning_content`) are sent at once as `thought: true` text parts, when
+  the caller shows thoughts (`ingress_translate.shows_thoughts`: as Gemini, only when asked for).
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from typing import Any
 
 import orjson
 
+from astra_sidecar.sidecar.policy.reasoning import REASONING_FIELD
 from astra_sidecar.sidecar.protocols.gemini.ingress_response import (
     candidate,
     envelope,
     function_call_part,
     index_of,
+    thought_part,
     usage_metadata,
 )
 from astra_sidecar.sidecar.protocols.gemini.json_values import as_dict
@@ -61,9 +64,10 @@ class _Choice:
 class GeminiStreamEncoder:
     """Fed OpenAI chunk payloads in order; writes Gemini SSE events."""
 
-    __slots__ = ("_choices", "_model", "_response_id", "_usage")
+    __slots__ = ("_choices", "_model", "_response_id", "_thoughts", "_usage")
 
-    def __init__(self) -> None:
+    def __init__(self, thoughts: bool = True) -> None:
+        self._thoughts = thoughts
         self._choices: dict[int, _Choice] = {}
         self._model: Any = None
         self._response_id: Any = None
@@ -97,7 +101,7 @@ class GeminiStreamEncoder:
     def _on_choice(self, index: int, choice: Json) -> bytes:
         state = self._choices.setdefault(index, _Choice())
         delta = as_dict(choice.get("delta"))
-        parts: list[Json] = []
+        parts: list[Json] = thought_part(delta, REASONING_FIELD) if self._thoughts else []
         text = delta.get("content")
         if isinstance(text, str) and text:
             parts.append({"text": text})

@@ -5,9 +5,10 @@ speak Gemini. The input is canonical (see `gemini_request`).
 - `user` turns: text → text parts; `inlineData` → `image_url` data URLs (images), `input_audio`
   (wav/mp3) or `file` data URLs (anything else, e.g. PDF); `fileData` with an http(s) image URI →
   `image_url`; `functionResponse` parts → `tool` messages, placed before the rest of the turn.
-- `model` turns: text → assistant content (thought parts are not sent), `functionCall` →
+- `model` turns: text → assistant content (thought parts are dropped), `functionCall` →
   `tool_calls` with JSON-string arguments; the call's own `id` is kept, else one is made up
-  (`call_<turn>_<n>`). Signatures are dropped: only Gemini reads them.
+  (`call_<turn>_<n>`). Part signatures are dropped: the signed reasoning a provider needs back
+  (Anthropic, Bedrock, Gemini through a translation) rides in the call id the sidecar gave.
 - A `functionResponse` answers the earlier unanswered call with its `id` when it has one, else
   (or when no open call has that id) the first unanswered call of the same name, so repeated
   calls are answered in order; one that answers no call is a 400. `{"output": "<text>"}`
@@ -22,7 +23,9 @@ speak Gemini. The input is canonical (see `gemini_request`).
   stopSequences → stop, candidateCount > 1 → n, seed, presence/frequency penalties,
   responseLogprobs/logprobs → logprobs/top_logprobs, responseMimeType application/json →
   `response_format` (json_schema from responseJsonSchema or responseSchema, else json_object).
-  Not mapped: topK, thinkingConfig, other mime types, safetySettings, cachedContent.
+  `thinkingConfig` → `reasoning_effort` (`thinkingLevel` as it is; `thinkingBudget` 0 → none,
+  -1 → medium, N → its level: `policy.reasoning.effort_from_thinking_config`).
+  Not mapped: topK, other mime types, safetySettings, cachedContent.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 import orjson
 
 from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.policy.reasoning import effort_from_thinking_config
 from astra_sidecar.sidecar.protocols.base import Body
 from astra_sidecar.sidecar.protocols.gemini.ingress_request import camel, invalid
 
@@ -253,7 +257,18 @@ def generation_params(config: Any) -> Body:
     response_format = _response_format(config)
     if response_format is not None:
         out["response_format"] = response_format
+    effort = effort_from_thinking_config(config.get("thinkingConfig"))
+    if effort is not None:
+        out["reasoning_effort"] = effort
     return out
+
+
+def shows_thoughts(request: Json) -> bool:
+    """Whether thought parts go back: the caller asked (`includeThoughts`), or it set no
+    `thinkingConfig` (then the agent's reasoning default and its `expose` decide)."""
+    config = request.get("generationConfig")
+    thinking = config.get("thinkingConfig") if isinstance(config, dict) else None
+    return not isinstance(thinking, dict) or thinking.get("includeThoughts") is True
 
 
 def _function_tool(declaration: Json) -> Json:

@@ -21,8 +21,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from astra_sidecar.compiler.table import PromptCache
+from astra_sidecar.compiler.table import Agent, PromptCache
 from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.policy import reasoning_defaults
 from astra_sidecar.sidecar.protocols.base import Body
 
 Json = dict[str, Any]
@@ -159,6 +160,9 @@ class GeminiPolicyAccess:
 
     def choices(self, body: Body) -> tuple[int | None, str]:
         return _whole_number(_generation_config(body).get("candidateCount")), CANDIDATE_COUNT_PARAM
+
+    def apply_reasoning_default(self, body: Body, agent: Agent, model_id: str) -> None:
+        reasoning_defaults.gemini_default(body, agent, model_id)
 
 
 ACCESS = GeminiPolicyAccess()

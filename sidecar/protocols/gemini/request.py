@@ -5,8 +5,9 @@ when streaming), header `x-goog-api-key`. Vertex AI (`cluster.vertex` set): the 
 `aiplatform` host (or the cluster's own base URL when it is not the AI Studio default), header
 `Authorization: Bearer`. Generation settings, JSON mode and tools (`tool_choice` → function calling
 mode) are mapped here; messages in `messages`. `reasoning_effort` → `thinkingConfig`
-(`thinkingBudget` from `policy.reasoning`, clamped below `maxOutputTokens`; `includeThoughts` so the
-thought summaries come back as `reasoning_content`; `none` → budget 0). Gemini 3 still accepts
+(`thinkingBudget` from `policy.reasoning`, fitted to the model's range and below `maxOutputTokens`;
+`includeThoughts` so the thought summaries come back as `reasoning_content`, unless the agent hides
+reasoning; `none` → budget 0, or the smallest budget where thinking cannot be turned off). Gemini 3 still accepts
 `thinkingBudget` (https://ai.google.dev/gemini-api/docs/thinking).
 """
 
@@ -18,7 +19,7 @@ from urllib.parse import quote
 import orjson
 
 from astra_sidecar.compiler.table import Agent, Cluster, VertexTarget
-from astra_sidecar.sidecar.policy.reasoning import clamped_budget, effort_of
+from astra_sidecar.sidecar.policy.reasoning import effort_of, exposes, thinking_budget
 from astra_sidecar.sidecar.protocols.base import AuthMaterial, Body, UpstreamRequest
 from astra_sidecar.sidecar.protocols.gemini.content import bad_request
 from astra_sidecar.sidecar.protocols.gemini.json_values import as_dict
@@ -100,19 +101,23 @@ def generation_config(body: Body, agent: Agent) -> Json:
     if isinstance(n, int) and n > 1:
         config["candidateCount"] = n
     config.update(_response_format(body.get("response_format")))
-    thinking = thinking_config(body, max_tokens)
+    thinking = thinking_config(body, max_tokens, agent)
     if thinking is not None:
         config["thinkingConfig"] = thinking
     return config
 
 
-def thinking_config(body: Body, max_tokens: Any) -> Json | None:
-    effort = effort_of(body)
-    if effort is None:
-        return None
+def thinking_config(body: Body, max_tokens: Any, agent: Agent | None = None) -> Json | None:
+    """`thinkingConfig` for the body's `reasoning_effort`, the budget fitted to the model
+    (`compiler/table/reasoning.py`); none for a model without thinking. Thought summaries are
+    asked for unless the agent hides reasoning."""
     cap = max_tokens if isinstance(max_tokens, int) else None
-    budget = clamped_budget(effort, cap)
-    return {"thinkingBudget": budget, "includeThoughts": True} if budget else {"thinkingBudget": 0}
+    budget = thinking_budget(body, agent, "gemini", str(body.get("model") or ""), cap)
+    if budget is None:
+        return None
+    if not budget or effort_of(body) == "none":  # off, or the smallest where it cannot be off
+        return {"thinkingBudget": budget}
+    return {"thinkingBudget": budget, "includeThoughts": agent is None or exposes(agent)}
 
 
 def _response_format(fmt: Any) -> Json:

@@ -171,6 +171,16 @@ def failure_from_error_body(status: int, raw: bytes, headers: Mapping[str, str],
     )
 
 
+def _nothing_to_see(payload: bytes) -> bool:
+    """A chunk with every `finish_reason` and `usage` null: relayed as it came, without walking it.
+
+    Checked on the bytes as OpenAI-compatible servers write them (compact JSON); a key inside a
+    string is escaped (`\\"usage\\"`) and never matches. Anything else is walked (`_relay`)."""
+    return payload.count(b'"finish_reason":null') == payload.count(b'"finish_reason"') and payload.count(
+        b'"usage":null'
+    ) == payload.count(b'"usage"')
+
+
 class OpenAIStreamTranslator:
     """Relays OpenAI SSE chunks; parses each one to catch errors, usage and odd finish reasons."""
 
@@ -213,6 +223,9 @@ class OpenAIStreamTranslator:
                 continue
             if chunk.get("error"):
                 raise UpstreamStreamError(_stream_failure(chunk["error"], self._provider))
+            if not self._rules and _nothing_to_see(payload):
+                out.append(payload)  # well-formed (parsed above), and nothing in it to normalise
+                continue
             if self._normalise_chunk(chunk):
                 payload = orjson.dumps(chunk)
             if any(isinstance(c, dict) and c.get("finish_reason") for c in chunk.get("choices") or ()):

@@ -1,7 +1,8 @@
 """OpenAI-compatible ingress: `POST /v1/chat/completions` (`model` names an agent), the same under
 `/v1/{openai,cerebras,vllm,ollama,groq,mistral,grok,openrouter}/{agent}/[v1/]chat/completions`
 (the agent comes from the path, for SDKs pointed at a provider-specific base URL; the prefix is
-only a label), and `GET …/models`.
+only a label), `POST …/embeddings` for embedding agents (`embeddings`, `serving/embeddings.py`),
+and `GET …/models[/{id}]` (`models`).
 
 Answers carry headers that say what happened: x-astra-agent, x-astra-provider (who served),
 x-astra-attempts (upstream attempts, retries and fallbacks included), x-astra-tools-removed
@@ -19,10 +20,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from astra_sidecar.sidecar.app_keys import STATE
-from astra_sidecar.sidecar.errors import ClientError
 from astra_sidecar.sidecar.protocols.base import Body, Failure
 from astra_sidecar.sidecar.protocols.codec import IngressCall, RequestSize, Route
+from astra_sidecar.sidecar.protocols.openai.models import list_models, retrieve_model
 from astra_sidecar.sidecar.protocols.openai.validate import OUTPUT_CAPS, check_chat_body
 from astra_sidecar.sidecar.sse import DONE, encode_data
 
@@ -75,7 +75,9 @@ class OpenAICodec:
         if agent is not None and isinstance(body, dict):
             body = {**body, "model": agent}
         body = check_chat_body(body)
-        return IngressCall(agent_id=body["model"], body=body, stream=bool(body.get("stream")), inbound=headers)
+        return IngressCall(
+            agent_id=body["model"], body=body, stream=bool(body.get("stream")), inbound=headers
+        )
 
     def error_body(self, failure: Failure) -> bytes:
         return error_payload(failure)
@@ -101,25 +103,24 @@ class OpenAICodec:
         )
 
     def routes(self) -> Sequence[Route]:
-        routes = [Route("POST", "/v1/chat/completions"), Route("GET", "/v1/models", list_models)]
-        for prefix in PROVIDER_PREFIXES:
-            for version in ("", "/v1"):
-                routes.append(Route("POST", f"/v1/{prefix}/{{agent}}{version}/chat/completions"))
-                routes.append(Route("GET", f"/v1/{prefix}/{{agent}}{version}/models", list_models))
+        roots = ["/v1"] + [
+            f"/v1/{prefix}/{{agent}}{version}" for prefix in PROVIDER_PREFIXES for version in ("", "/v1")
+        ]
+        routes = []
+        for root in roots:
+            routes.append(Route("POST", f"{root}/chat/completions"))
+            routes.append(Route("POST", f"{root}/embeddings", _embeddings))
+            routes.append(Route("GET", f"{root}/models", list_models))
+            routes.append(Route("GET", f"{root}/models/{{model}}", retrieve_model))
         return routes
 
 
 CODEC = OpenAICodec()
 
 
-async def list_models(request: web.Request) -> web.Response:
-    runtime = request.app[STATE].runtime
-    agent = request.match_info.get("agent")
-    if agent is None:
-        return web.Response(body=runtime.models_body, content_type="application/json")
-    if agent not in runtime.agents:
-        failure = ClientError(404, f"no agent '{agent}' on this sidecar", code="model_not_found").failure
-        return web.Response(status=404, body=error_payload(failure), content_type="application/json")
-    owner = runtime.agents[agent].plan[0].cluster.provider
-    data = [{"id": agent, "object": "model", "created": 0, "owned_by": f"astra:{owner}"}]
-    return web.json_response({"object": "list", "data": data}, dumps=lambda v: orjson.dumps(v).decode())
+async def _embeddings(request: web.Request) -> web.StreamResponse:
+    """`POST …/embeddings`: the embeddings flow (`serving/embeddings.py`, which imports this module)."""
+    from astra_sidecar.sidecar.protocols.openai.embeddings import FRONT
+    from astra_sidecar.sidecar.serving.embeddings import serve_embeddings
+
+    return await serve_embeddings(request, FRONT)

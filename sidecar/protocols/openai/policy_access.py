@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from astra_sidecar.compiler.table import PromptCache
+from astra_sidecar.compiler.table import Agent, PromptCache
 from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.policy import reasoning_defaults
 from astra_sidecar.sidecar.protocols.base import Body
 from astra_sidecar.sidecar.protocols.openai.validate import OUTPUT_CAPS
 
@@ -114,6 +115,9 @@ class OpenAIPolicyAccess:
     def choices(self, body: Body) -> tuple[int | None, str]:
         value = body.get("n")
         return (value if isinstance(value, int) else None), "n"
+
+    def apply_reasoning_default(self, body: Body, agent: Agent, model_id: str) -> None:
+        reasoning_defaults.openai_default(body, agent)
 
 
 ACCESS = OpenAIPolicyAccess()

@@ -86,7 +86,7 @@ class ChunkWriter:
     With `include_usage`, every chunk carries `"usage": null` and `usage_chunk` emits the final
     usage-only chunk, as OpenAI does with `stream_options.include_usage`."""
 
-    __slots__ = ("_base", "include_usage")
+    __slots__ = ("_base", "_head", "_tail", "include_usage")
 
     def __init__(self, *, model: str, include_usage: bool, id: str | None = None, created: int | None = None):
         self.include_usage = include_usage
@@ -96,14 +96,18 @@ class ChunkWriter:
             "created": created if created is not None else now_s(),
             "model": model,
         }
+        # Every chunk of the stream shares these bytes: only the choice is serialised per chunk.
+        self._head = orjson.dumps(self._base)[:-1] + b',"choices":[{"index":'
+        self._tail = b'}],"usage":null}' if include_usage else b"}]}"
 
     def chunk(self, delta: Json, finish_reason: str | None = None, index: int = 0) -> bytes:
-        """One choice's delta; `index` is the choice index (`n` > 1 answers)."""
-        body = dict(self._base)
-        body["choices"] = [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
-        if self.include_usage:
-            body["usage"] = None
-        return orjson.dumps(body)
+        """One choice's delta; `index` is the choice index (`n` > 1 answers). The bytes are those
+        of `orjson.dumps` of the whole chunk (id, object, created, model, choices[, usage])."""
+        finish = b"null" if finish_reason is None else orjson.dumps(finish_reason)
+        return b"".join(
+            (self._head, b"%d" % index, b',"delta":', orjson.dumps(delta), b',"logprobs":null,"finish_reason":',
+             finish, self._tail)
+        )  # fmt: skip
 
     def usage_chunk(self, usage: Usage, *, report_reasoning: bool = False) -> bytes:
         body = dict(self._base)

@@ -1,13 +1,14 @@
 """OpenAI Responses API ingress: `POST /v1/responses` (`model` names an agent), and the same under
 `/v1/{openai,cerebras,…}/{agent}/[v1/]responses` (the agent comes from the path, as on the chat
-route: `sidecar/protocols/openai/ingress.py`, `PROVIDER_PREFIXES`).
+route: `sidecar/protocols/openai/ingress.py`, `PROVIDER_PREFIXES`); `GET` and `DELETE`
+`…/responses/{response_id}` read and forget stored responses (`routes`).
 
-Every cluster is reached through Chat Completions: the request is translated to the OpenAI chat
-middle form (`request`), so the agent's policy, tool guard, context limits, retries, breakers and
-fallbacks are those of the chat route, and the answer is translated back (`response`, `stream`).
-There is no native pass-through: no cluster of this sidecar speaks the Responses wire format
-(provider `openai` is configured by its Chat Completions endpoint), so built-in tools, stored
-responses and `previous_response_id` are refused with a 400 (see `request`).
+On clusters of provider `openai` the request passes through natively (`native`: built-in tools
+allowed, the answer relayed byte for byte). Everywhere else it is translated to the OpenAI chat
+middle form (`request`, `tools`), so the agent's policy, tool guard, context limits, retries,
+breakers and fallbacks are those of the chat route, and the answer is translated back
+(`response`, `stream`). `previous_response_id` is the sidecar's own on both paths: its response
+store (`store`, `turn`) puts the stored conversation before `input`.
 
 Errors are OpenAI's `{"error": {"message", "type", "param", "code"}}`, as OpenAI answers them on
 this route; after streaming began, a failure is a final `response.failed` event.
@@ -18,12 +19,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from aiohttp import web
+
 from astra_sidecar.sidecar.protocols.base import Body, Failure
 from astra_sidecar.sidecar.protocols.codec import IngressCall, RequestSize, Route
 from astra_sidecar.sidecar.protocols.openai.ingress import PROVIDER_PREFIXES, error_payload
+from astra_sidecar.sidecar.protocols.responses.native import relayed_watch
 from astra_sidecar.sidecar.protocols.responses.request import bad, chat_body, check_fields, echo_fields
 from astra_sidecar.sidecar.protocols.responses.response import response_from_completion
+from astra_sidecar.sidecar.protocols.responses.routes import create_handler, stored
 from astra_sidecar.sidecar.protocols.responses.stream import ResponsesStreamEncoder, failure_event
+from astra_sidecar.sidecar.protocols.responses.tools import tool_names
+from astra_sidecar.sidecar.protocols.responses.turn import continue_from, current_turn
+
+
+def _echo(call: IngressCall) -> dict[str, Any]:
+    turn = current_turn()
+    return echo_fields(call.body, turn is not None and turn.keep)
 
 
 class ResponsesCodec:
@@ -39,23 +51,27 @@ class ResponsesCodec:
         if not isinstance(agent, str) or not agent:
             raise bad("'model' must name an agent", "model", "invalid_value")
         checked["model"] = agent
-        chat_body(agent, checked)  # every refusal before any attempt
+        checked = continue_from(checked, current_turn())
+        chat_body(agent, checked, translate=False)  # every refusal but built-in tools before any attempt
         return IngressCall(agent_id=agent, body=checked, stream=bool(checked.get("stream")), inbound=headers)
 
     def error_body(self, failure: Failure) -> bytes:
         return error_payload(failure)
 
     def stream_error(self, failure: Failure) -> bytes:
-        return failure_event(failure)
+        watch = relayed_watch()
+        return watch.failure_event(failure) if watch is not None else failure_event(failure)
 
     def to_openai(self, call: IngressCall) -> Body:
         return chat_body(call.agent_id, call.body)
 
     def completion_from_openai(self, raw: bytes, call: IngressCall) -> bytes:
-        return response_from_completion(raw, echo_fields(call.body))
+        return response_from_completion(raw, _echo(call), tool_names(call.body.get("tools")))
 
     def stream_encoder(self, call: IngressCall) -> ResponsesStreamEncoder:
-        return ResponsesStreamEncoder(echo_fields(call.body))
+        turn = current_turn()
+        on_done = turn.answered if turn is not None else None
+        return ResponsesStreamEncoder(_echo(call), tool_names(call.body.get("tools")), on_done)
 
     def size(self, call: IngressCall) -> RequestSize:
         body = call.body
@@ -69,11 +85,23 @@ class ResponsesCodec:
         )
 
     def routes(self) -> Sequence[Route]:
-        routes = [Route("POST", "/v1/responses")]
-        for prefix in PROVIDER_PREFIXES:
-            for version in ("", "/v1"):
-                routes.append(Route("POST", f"/v1/{prefix}/{{agent}}{version}/responses"))
+        create = create_handler(_serve)
+        routes: list[Route] = []
+        bases = ["/v1"] + [
+            f"/v1/{prefix}/{{agent}}{version}" for prefix in PROVIDER_PREFIXES for version in ("", "/v1")
+        ]
+        for base in bases:
+            routes.append(Route("POST", f"{base}/responses", create))
+            routes.append(Route("GET", f"{base}/responses/{{response_id}}", stored))
+            routes.append(Route("DELETE", f"{base}/responses/{{response_id}}", stored))
         return routes
+
+
+async def _serve(request: web.Request) -> web.StreamResponse:
+    # Imported here: the request flow imports the protocol registry, which imports this module.
+    from astra_sidecar.sidecar.serving.flow import serve
+
+    return await serve(request, CODEC)
 
 
 CODEC = ResponsesCodec()

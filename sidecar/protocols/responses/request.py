@@ -6,10 +6,10 @@ OpenAI Chat Completions body every adapter reads. What each field becomes:
 | `instructions`                      | a leading `system` message                                        |
 | `input` string                      | one `user` message                                                |
 | `input` message items (`type: message` or role only; roles user, assistant, system, developer → system) | messages; parts `input_text`/`output_text` → text, `refusal` → text, `input_image` (`image_url`) → `image_url` |
-| `function_call` items               | `tool_calls` of the assistant message they follow (or a new one)   |
+| `function_call` items               | `tool_calls` of the assistant message they follow (or a new one); with a `namespace`, named `{namespace}__{name}` |
 | `function_call_output` items        | `tool` messages                                                   |
 | `reasoning` items                   | dropped: chat messages have no place for them (as `include: ["reasoning.encrypted_content"]` round trips on Codex) |
-| `tools` of type `function`          | function tools (`strict` kept)                                    |
+| `tools` of type `function`, `namespace` | function tools (`strict` kept; see `tools`)                   |
 | `tool_choice`                       | `auto`/`none`/`required`, or a named function                     |
 | `text.format` `json_schema`/`json_object` | `response_format`                                           |
 | `text.verbosity`                    | `verbosity`                                                       |
@@ -18,13 +18,13 @@ OpenAI Chat Completions body every adapter reads. What each field becomes:
 | `reasoning.effort`                  | `reasoning_effort`; `reasoning.summary` is accepted, no summary is produced |
 | `user`, `safety_identifier`         | `user`                                                            |
 | `stream`                            | `stream` with `stream_options.include_usage`                      |
-| `store`, `include`, `metadata`, `truncation: disabled`, `service_tier` | accepted; nothing is stored (the answer says `store: false`), `metadata` is echoed |
+| `store`, `previous_response_id`     | served by the sidecar's response store before translation (`store`) |
+| `include`, `metadata`, `client_metadata`, `truncation: disabled`, `service_tier` | accepted; `metadata` is echoed |
 
-Refused with a 400 naming the field: `previous_response_id` and `conversation` (the sidecar keeps
-no responses: send the whole conversation in `input`, with `store: false`), `item_reference`
-items, files, built-in tools (`web_search`, `file_search`, `namespace`, `custom`, …: the sidecar
-serves every cluster through Chat Completions, where only function tools exist), `background`,
-`prompt` templates, `truncation: auto`, and any other field.
+Refused with a 400 naming the field: `conversation` (the sidecar keeps no conversations: use
+`previous_response_id` or send the whole conversation in `input`), `item_reference` items, files,
+built-in tools on a translated path (`tools`), `background`, `prompt` templates,
+`truncation: auto`, and any other field.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 
 from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.responses.tools import chat_tools, flat_name
 
 Json = dict[str, Any]
 
@@ -42,10 +43,9 @@ _ACCEPTED = frozenset(
         "model", "input", "instructions", "tools", "tool_choice", "text", "max_output_tokens",
         "temperature", "top_p", "reasoning", "parallel_tool_calls", "store", "stream", "include",
         "metadata", "prompt_cache_key", "user", "safety_identifier", "truncation", "service_tier",
-        "stream_options",
+        "stream_options", "client_metadata", "previous_response_id",
     }
 )  # fmt: skip
-_STATEFUL = ("previous_response_id", "conversation")
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 _CHOICES = ("auto", "none", "required")
 
@@ -67,32 +67,33 @@ def check_fields(body: Any) -> Json:
     if not isinstance(body, dict):
         raise bad("request body must be a JSON object", "body", "invalid_body")
     checked: Json = {key: value for key, value in body.items() if value is not None}
-    for key in _STATEFUL:
-        if key in checked:
-            raise bad(
-                f"'{key}' is not supported: this sidecar stores no responses. Send the whole "
-                "conversation in 'input' (with store: false)",
-                key,
-                "unsupported_parameter",
-            )
+    if "conversation" in checked:
+        raise bad(
+            "'conversation' is not supported: this sidecar keeps no conversations. Use "
+            "'previous_response_id', or send the whole conversation in 'input'",
+            "conversation",
+            "unsupported_parameter",
+        )
     for key in checked:
         if key not in _ACCEPTED:
             raise bad(f"'{key}' is not supported by this sidecar", key, "unsupported_parameter")
     if checked.get("truncation", "disabled") != "disabled":
         raise bad("truncation: only 'disabled' is supported", "truncation", "unsupported_parameter")
-    if "stream" in checked and not isinstance(checked["stream"], bool):
-        raise bad("'stream' must be a boolean", "stream")
+    for key in ("stream", "store"):
+        if key in checked and not isinstance(checked[key], bool):
+            raise bad(f"'{key}' must be a boolean", key)
     return checked
 
 
-def chat_body(model: str, body: Json) -> Json:
-    """The Chat Completions body for a checked Responses body (see the module docstring)."""
+def chat_body(model: str, body: Json, *, translate: bool = True) -> Json:
+    """The Chat Completions body for a checked Responses body (see the module docstring). With
+    `translate` false the body is only checked: built-in tools pass (a native path serves them)."""
     messages = _instructions(body.get("instructions")) + _input(body.get("input"))
     if not messages:
         raise bad("'input' must not be empty", "input")
     out: Json = {"model": model, "messages": messages}
     out.update(_scalars(body))
-    out.update(_tools(body))
+    out.update(_tools(body, translate))
     out.update(_text(body.get("text")))
     out.update(_reasoning(body.get("reasoning")))
     if body.get("stream"):
@@ -194,10 +195,11 @@ def _function_call(out: list[Json], item: Json, where: str) -> None:
     arguments = item.get("arguments", "")
     if not isinstance(arguments, str):
         raise bad(f"{where}.arguments must be a JSON string", f"{where}.arguments")
+    name = flat_name(item.get("namespace"), _text_field(item, "name", where))
     call = {
         "id": _text_field(item, "call_id", where),
         "type": "function",
-        "function": {"name": _text_field(item, "name", where), "arguments": arguments},
+        "function": {"name": name, "arguments": arguments},
     }
     last = out[-1] if out else None
     if last is not None and last["role"] == "assistant" and "tool_calls" in last:
@@ -220,45 +222,28 @@ def _function_output(item: Json, where: str) -> Json:
     return {"role": "tool", "tool_call_id": _text_field(item, "call_id", where), "content": output}
 
 
-def _tool(tool: Any, where: str) -> Json:
-    kind = tool.get("type") if isinstance(tool, dict) else None
-    if kind != "function":
-        raise bad(
-            f"{where}: tools of type {kind!r} are not supported by this sidecar (only 'function' "
-            "tools: every provider is reached through Chat Completions)",
-            f"{where}.type",
-            "unsupported_tool",
-        )
-    function: Json = {"name": _text_field(tool, "name", where)}
-    if isinstance(tool.get("description"), str):
-        function["description"] = tool["description"]
-    function["parameters"] = tool.get("parameters") or {"type": "object", "properties": {}}
-    if tool.get("strict") is True:
-        function["strict"] = True
-    return {"type": "function", "function": function}
-
-
 def _tool_choice(choice: Any) -> Any:
     if choice in _CHOICES:
         return choice
     if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str):
-        return {"type": "function", "function": {"name": choice["name"]}}
+        return {"type": "function", "function": {"name": flat_name(choice.get("namespace"), choice["name"])}}
     raise bad("tool_choice must be auto, none, required or a function tool", "tool_choice")
 
 
-def _tools(body: Json) -> Json:
+def _tools(body: Json, translate: bool) -> Json:
     tools = body.get("tools") or []
     if not isinstance(tools, list):
         raise bad("'tools' must be an array", "tools")
-    out: Json = {"tools": [_tool(tool, f"tools[{i}]") for i, tool in enumerate(tools)]} if tools else {}
+    functions = chat_tools(tools, translate=translate)[0]
+    out: Json = {"tools": functions} if functions else {}
     if "tool_choice" in body:
         choice = _tool_choice(body["tool_choice"])
-        if tools:
+        if functions:
             out["tool_choice"] = choice
     parallel = body.get("parallel_tool_calls")
     if parallel is not None and not isinstance(parallel, bool):
         raise bad("'parallel_tool_calls' must be a boolean", "parallel_tool_calls")
-    if tools and parallel is not None:
+    if functions and parallel is not None:
         out["parallel_tool_calls"] = parallel
     return out
 
@@ -300,8 +285,9 @@ def _reasoning(reasoning: Any) -> Json:
     return {"reasoning_effort": effort}
 
 
-def echo_fields(body: Json) -> Json:
-    """The request fields a Response object repeats (instructions, tools, settings)."""
+def echo_fields(body: Json, stored: bool) -> Json:
+    """The request fields a Response object repeats (instructions, tools, settings); `stored`
+    says whether the sidecar keeps this response."""
     text = body.get("text") if isinstance(body.get("text"), dict) else {}
     return {
         "instructions": body.get("instructions"),
@@ -314,6 +300,6 @@ def echo_fields(body: Json) -> Json:
         "tools": body.get("tools") or [],
         "text": {"format": {"type": "text"}, **orjson.loads(orjson.dumps(text))},
         "reasoning": body.get("reasoning"),
-        "store": False,
+        "store": stored,
         "truncation": "disabled",
     }

@@ -2,7 +2,8 @@
 (https://platform.openai.com/docs/api-reference/responses/object).
 
 - text → one `message` item with an `output_text` part; a refusal → a `refusal` part;
-- each tool call → a `function_call` item (`call_id` = the chat tool call id);
+- each tool call → a `function_call` item (`call_id` = the chat tool call id); a function of a
+  `namespace` tool gets its own `name` and the `namespace` back (`tools.ToolNames`);
 - `finish_reason` `length` → `status: incomplete`, `incomplete_details.reason: max_output_tokens`;
   `content_filter` → incomplete with reason `content_filter`; else `completed`;
 - usage → `input_tokens`, `output_tokens`, `total_tokens`, with `input_tokens_details.cached_tokens`
@@ -20,6 +21,7 @@ from typing import Any
 import orjson
 
 from astra_sidecar.sidecar.errors import UpstreamMalformedError
+from astra_sidecar.sidecar.protocols.responses.tools import ToolNames
 
 Json = dict[str, Any]
 
@@ -54,15 +56,15 @@ def message_item(item_id: str, parts: list[Json], status: str = "completed") -> 
     return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": parts}
 
 
-def function_item(item_id: str, call_id: str, name: str, arguments: str, status: str = "completed") -> Json:
-    return {
-        "id": item_id,
-        "type": "function_call",
-        "status": status,
-        "call_id": call_id,
-        "name": name,
-        "arguments": arguments,
-    }
+def function_item(
+    item_id: str, call_id: str, chat_name: str, arguments: str, names: ToolNames, status: str = "completed"
+) -> Json:
+    namespace, name = names.original(chat_name)
+    item: Json = {"id": item_id, "type": "function_call", "status": status, "call_id": call_id}
+    if namespace is not None:
+        item["namespace"] = namespace
+    item.update(name=name, arguments=arguments)
+    return item
 
 
 def response_object(
@@ -87,7 +89,7 @@ def response_object(
     }
 
 
-def _output(message: Json) -> list[Json]:
+def _output(message: Json, names: ToolNames) -> list[Json]:
     items: list[Json] = []
     content = message.get("content")
     text = content if isinstance(content, str) else ""
@@ -105,13 +107,13 @@ def _output(message: Json) -> list[Json]:
             arguments = orjson.dumps(arguments or {}).decode()
         items.append(
             function_item(
-                new_id("fc"), call.get("id") or new_id("call"), function.get("name") or "", arguments
+                new_id("fc"), call.get("id") or new_id("call"), function.get("name") or "", arguments, names
             )
         )
     return items
 
 
-def response_from_completion(raw: bytes, echo: Json) -> bytes:
+def response_from_completion(raw: bytes, echo: Json, names: ToolNames) -> bytes:
     try:
         completion = orjson.loads(raw)
         choice = completion["choices"][0]
@@ -123,7 +125,7 @@ def response_from_completion(raw: bytes, echo: Json) -> bytes:
         echo,
         model=str(completion.get("model") or ""),
         status="completed",
-        output=_output(message),
+        output=_output(message, names),
         usage=usage_of(completion.get("usage")),
         finish=choice.get("finish_reason"),
         created=completion.get("created") if isinstance(completion.get("created"), int) else None,

@@ -20,6 +20,7 @@ context variable (the relay encodes and fails a stream in the same task).
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -33,6 +34,7 @@ from astra_sidecar.sidecar.protocols.responses.response import (
     text_part,
     usage_of,
 )
+from astra_sidecar.sidecar.protocols.responses.tools import ToolNames
 from astra_sidecar.sidecar.sse import encode_event
 
 Json = dict[str, Any]
@@ -45,10 +47,10 @@ _CURRENT: contextvars.ContextVar[ResponsesStreamEncoder | None] = contextvars.Co
 class _Item:
     """One output item being streamed: a message (text) or a function call."""
 
-    __slots__ = ("arguments", "call_id", "id", "index", "kind", "name", "text")
+    __slots__ = ("arguments", "call_id", "id", "index", "kind", "name", "names", "text")
 
-    def __init__(self, kind: str, index: int, call_id: str = "", name: str = "") -> None:
-        self.kind, self.index, self.call_id, self.name = kind, index, call_id, name
+    def __init__(self, kind: str, index: int, names: ToolNames, call_id: str = "", name: str = "") -> None:
+        self.kind, self.index, self.names, self.call_id, self.name = kind, index, names, call_id, name
         self.id = new_id("msg" if kind == "message" else "fc")
         self.text = ""
         self.arguments = ""
@@ -56,14 +58,16 @@ class _Item:
     def whole(self, status: str = "completed") -> Json:
         if self.kind == "message":
             return message_item(self.id, [text_part(self.text)] if status == "completed" else [], status)
-        return function_item(self.id, self.call_id, self.name, self.arguments, status)
+        return function_item(self.id, self.call_id, self.name, self.arguments, self.names, status)
 
 
 class ResponsesStreamEncoder:
     """State of one translated stream (see the module docstring)."""
 
-    def __init__(self, echo: Json) -> None:
+    def __init__(self, echo: Json, names: ToolNames, on_done: Callable[[Json], None] | None = None) -> None:
         self._echo = echo
+        self._names = names
+        self._on_done = on_done
         self._id = new_id("resp")
         self._seq = 0
         self._model = ""
@@ -99,6 +103,8 @@ class ResponsesStreamEncoder:
         out = self._start()
         out.extend(self._close_item())
         response = self._response("completed")
+        if self._on_done is not None:
+            self._on_done(response)
         kind = "response.completed" if response["status"] == "completed" else "response.incomplete"
         out.append(self._event(kind, {"response": response}))
         return b"".join(out)
@@ -164,7 +170,7 @@ class ResponsesStreamEncoder:
             part = {**where, "content_index": 0, "part": text_part(item.text)}
             out.append(self._event("response.content_part.done", part))
         else:
-            done = {**where, "name": item.name, "arguments": item.arguments}
+            done = {**where, "name": item.names.original(item.name)[1], "arguments": item.arguments}
             out.append(self._event("response.function_call_arguments.done", done))
         whole = item.whole()
         self._done.append(whole)
@@ -176,7 +182,7 @@ class ResponsesStreamEncoder:
             return []
         out: list[bytes] = []
         if self._open is None or self._open.kind != "message":
-            out = self._open_item(_Item("message", 0))
+            out = self._open_item(_Item("message", 0, self._names))
         item = self._open
         assert item is not None
         item.text += text
@@ -192,7 +198,9 @@ class ResponsesStreamEncoder:
         out: list[bytes] = []
         item = self._tools.get(index)
         if item is None:
-            item = _Item("function_call", 0, call.get("id") or new_id("call"), function.get("name") or "")
+            item = _Item(
+                "function_call", 0, self._names, call.get("id") or new_id("call"), function.get("name") or ""
+            )
             self._tools[index] = item
             out = self._open_item(item)
         elif self._open is not item:
@@ -209,5 +217,5 @@ def failure_event(failure: Failure) -> bytes:
     """The final `response.failed` event of the running request's stream."""
     encoder = _CURRENT.get()
     if encoder is None:
-        encoder = ResponsesStreamEncoder({})
+        encoder = ResponsesStreamEncoder({}, ToolNames())
     return encoder.failed(failure)

@@ -96,11 +96,12 @@ async def test_effort_maps_to_thinking_config_and_thoughts_to_reasoning_content(
     assert config["thinkingConfig"] == {"thinkingBudget": 1999, "includeThoughts": True}
 
 
-async def test_effort_none_turns_thinking_off(world: tuple[FakeGemini, Sidecar]) -> None:
+async def test_effort_none_on_gemini_3_pro_is_its_smallest_budget(world: tuple[FakeGemini, Sidecar]) -> None:
+    # Gemini 3 Pro cannot turn thinking off (https://ai.google.dev/gemini-api/docs/thinking).
     fake, sidecar = world
     fake.enqueue(JsonReply(text_response("Sunny.")))
     await sidecar.client().chat.completions.create(model="thinker", messages=USER, reasoning_effort="none")
-    assert fake.requests[0].body["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 0}
+    assert fake.requests[0].body["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 128}
 
 
 async def test_two_turn_tool_loop_with_thinking_plain(world: tuple[FakeGemini, Sidecar]) -> None:

@@ -1,10 +1,12 @@
 """`POST /v1/responses` end to end on every wire format: the official `openai` SDK and the OpenAI
 Agents SDK (its default `OpenAIResponsesModel`) → the sidecar → fake Anthropic, Gemini, Bedrock
-and OpenAI-compatible upstreams on real ports. Plain, streamed, and a tool round trip
-(`function_call` → `function_call_output`) per provider."""
+and OpenAI-compatible (vLLM) upstreams, all translated, and OpenAI's own Responses API (native),
+on real ports. Plain, streamed, and a tool round trip (`function_call` → `function_call_output`)
+per provider."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -20,7 +22,14 @@ from aiohttp.test_utils import TestServer
 from tests.fakes import anthropic_upstream as claude
 from tests.fakes import bedrock_upstream as bedrock
 from tests.fakes import gemini_upstream as gemini
-from tests.fakes.openai_upstream import FakeOpenAI, Step, completion
+from tests.fakes.openai_upstream import (
+    FakeOpenAI,
+    Step,
+    completion,
+    response_call,
+    response_events,
+    response_text,
+)
 from tests.sidecar.harness import Sidecar, compile_yaml, running_sidecar
 
 ENV = {
@@ -113,7 +122,8 @@ async def _bedrock(stack: AsyncExitStack) -> Backend:
     return Backend("bedrock", yaml, text, tool_call, lambda: [r.body for r in fake.requests])
 
 
-async def _openai(stack: AsyncExitStack) -> Backend:
+async def _compat(stack: AsyncExitStack) -> Backend:
+    """An OpenAI-compatible provider (vLLM): Chat Completions only, so translated."""
     fake = await FakeOpenAI().start()
     stack.push_async_callback(fake.close)
     fake.script = []
@@ -131,19 +141,38 @@ async def _openai(stack: AsyncExitStack) -> Backend:
             fake.script.append(Step(body=completion(value, "gpt-up", usage=(12, 3))))
 
     def tool_call(call_id: str, name: str, arguments: dict[str, Any]) -> None:
-        import json
-
         body = completion("", "gpt-up", usage=(12, 3))
         body["choices"][0]["message"] = {"role": "assistant", "content": None, "tool_calls": [
             {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}]}  # fmt: skip
         body["choices"][0]["finish_reason"] = "tool_calls"
         fake.script.append(Step(body=body))
 
-    yaml = f"{{provider: openai, modelId: gpt-up, endpoint: {fake.url}}}"
-    return Backend("openai", yaml, text, tool_call, lambda: [r.body for r in fake.received])
+    yaml = f"{{provider: vllm, modelId: gpt-up, endpoint: {fake.url}/v1}}"
+    return Backend("vllm", yaml, text, tool_call, lambda: [r.body for r in fake.received])
 
 
-BACKENDS = {"claude": _claude, "gemini": _gemini, "bedrock": _bedrock, "openai": _openai}
+async def _openai(stack: AsyncExitStack) -> Backend:
+    """OpenAI itself: the Responses API natively (`POST {endpoint}/responses`)."""
+    fake = await FakeOpenAI().start()
+    stack.push_async_callback(fake.close)
+    fake.script = []
+
+    def text(value: str, stream: bool) -> None:
+        answer = response_text(value)
+        fake.script.append(Step("events", chunks=response_events(answer)) if stream else Step(body=answer))
+
+    def tool_call(call_id: str, name: str, arguments: dict[str, Any]) -> None:
+        fake.script.append(Step(body=response_call(call_id, name, json.dumps(arguments))))
+
+    def requests() -> list[Any]:
+        assert all(r.path == "/v1/responses" for r in fake.received)
+        return [r.body for r in fake.received]
+
+    yaml = f"{{provider: openai, modelId: gpt-up, endpoint: {fake.url}/v1}}"
+    return Backend("openai", yaml, text, tool_call, requests)
+
+
+BACKENDS = {"claude": _claude, "gemini": _gemini, "bedrock": _bedrock, "openai": _openai, "vllm": _compat}
 
 
 @dataclass

@@ -8,6 +8,7 @@ probe at a time through; `success_threshold` probe successes close it, one probe
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -329,3 +330,70 @@ def test_a_breaker_without_a_listener_transitions_the_same() -> None:
     clock.advance(COOLDOWN_S)
     probe = breaker.acquire()
     assert probe is not None and breaker.state == HALF_OPEN
+
+
+# --- a store behind the breaker (circuitBreaker.shared) ----------------------------------------------
+
+
+@dataclass
+class FleetState:
+    """An in-memory stand-in for sidecar/fleet/breaker_store.py: what the breaker tells the fleet,
+    and the opening another replica decided (`open_left_ms`)."""
+
+    open_left_ms: int | None = 0
+    failures: list[str] = field(default_factory=list)
+    openings: list[str] = field(default_factory=list)
+    opened_by_fleet: int = 0
+
+    async def open_ms(self, cluster: str) -> int | None:
+        return self.open_left_ms
+
+    def failed(self, cluster: str, policy: BreakerPolicy, opened: Callable[[int], None]) -> None:
+        self.failures.append(cluster)
+        if self.opened_by_fleet:
+            opened(self.opened_by_fleet)
+
+    def opened(self, cluster: str, policy: BreakerPolicy) -> None:
+        self.openings.append(cluster)
+
+
+def shared_rig(state: FleetState) -> Rig:
+    r = rig()
+    r.breaker.store = state
+    return r
+
+
+async def test_an_opening_elsewhere_opens_this_breaker_for_what_is_left_of_it() -> None:
+    state = FleetState(open_left_ms=10_000)
+    r = shared_rig(state)
+    await r.breaker.sync()
+    assert r.breaker.state == OPEN and r.breaker.acquire() is None
+    assert state.openings == []  # adopted, not published again
+    r.clock.advance(10.0 - TICK)
+    assert r.breaker.acquire() is None
+    r.clock.advance(TICK)
+    assert r.permit().probe  # the cooldown ended when the fleet's opening did
+
+
+async def test_without_an_opening_or_without_redis_the_breaker_stays_closed() -> None:
+    for left in (0, None):
+        r = shared_rig(FleetState(open_left_ms=left))
+        await r.breaker.sync()
+        assert r.breaker.state == CLOSED
+
+
+def test_counted_failures_go_to_the_fleet_and_an_opening_is_published_once() -> None:
+    state = FleetState()
+    r = shared_rig(state)
+    r.fail(2)
+    assert (len(state.failures), state.openings) == (2, [])
+    r.fail()  # the local threshold: published as an opening, not recorded as a failure
+    assert (len(state.failures), state.openings) == (2, [r.breaker.name])
+
+
+def test_the_fleets_count_reaching_the_threshold_opens_this_breaker() -> None:
+    state = FleetState(opened_by_fleet=60_000)
+    r = shared_rig(state)
+    r.fail()
+    assert r.breaker.state == OPEN
+    assert state.openings == []

@@ -94,16 +94,24 @@ async def test_mid_conversation_system_message_is_a_system_message_when_translat
     ]
 
 
-async def test_system_message_without_the_beta_is_refused_before_any_attempt(coding: Coding) -> None:
+async def test_system_message_without_a_beta_is_judged_by_anthropic_natively(coding: Coding) -> None:
     with pytest.raises(anthropic.BadRequestError) as caught:
         await coding.client("claude-native").messages.create(model="x", max_tokens=10, messages=CONVERSATION)
     assert caught.value.body == {
         "type": "error",
         "error": {
             "type": "invalid_request_error",
-            "message": "messages.2.role: must be 'user' or 'assistant'",
+            "message": "messages.1.role: Input should be 'user' or 'assistant'",
         },
     }
+    assert len(coding.anthropic.requests) == 1  # the provider's 400, relayed (not retried)
+
+
+async def test_a_message_of_another_role_is_refused_before_any_attempt(coding: Coding) -> None:
+    odd: Any = [{"role": "tool", "content": "x"}]
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        await coding.client("claude-native").messages.create(model="x", max_tokens=10, messages=odd)
+    assert caught.value.body["error"]["message"] == "messages.0.role: must be 'user' or 'assistant'"  # type: ignore[index]
     assert coding.anthropic.requests == []
 
 
@@ -125,7 +133,7 @@ async def test_beta_output_format_and_effort_are_translated(coding: Coding) -> N
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]}}, "context_management"),
+        ({"context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]}}, "context_management.edits.0"),
         ({"output_config": {"effort": "max"}}, "output_config.effort"),
     ],
 )
@@ -197,7 +205,7 @@ async def test_unrouted_requests_are_404_naming_the_route_with_one_access_line(
 
     caplog.set_level("INFO", logger="astra.access")
     async with aiohttp.ClientSession() as session:
-        async with session.post(coding.sidecar.url + "/v1/embeddings?key=secret-k", json={}) as response:
+        async with session.post(coding.sidecar.url + "/v1/files?key=secret-k", json={}) as response:
             assert response.status == 404
             body = await response.json()
         async with session.get(coding.sidecar.url + "/v1/anthropic/claude-native/v1/files") as response:
@@ -210,7 +218,7 @@ async def test_unrouted_requests_are_404_naming_the_route_with_one_access_line(
     }
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "astra.access"]
     assert [(line["method"], line["path"], line["status"], line["error_code"]) for line in lines] == [
-        ("POST", "/v1/embeddings", 404, "route_not_found"),
+        ("POST", "/v1/files", 404, "route_not_found"),
         ("GET", "/v1/anthropic/claude-native/v1/files", 404, "route_not_found"),
     ]
     assert "secret-k" not in caplog.text

@@ -58,7 +58,7 @@ async def test_unknown_agent_is_404_not_found_error(world: World) -> None:
     [
         ({"max_tokens": 10, "messages": []}, "messages: must be a non-empty array"),
         (
-            {"messages": [{"role": "system", "content": "x"}]},
+            {"messages": [{"role": "tool", "content": "x"}]},
             "messages.0.role: must be 'user' or 'assistant'",
         ),
         (

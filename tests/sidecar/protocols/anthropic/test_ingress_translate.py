@@ -69,6 +69,7 @@ def test_translated_request_details() -> None:
             "type": "json_schema",
             "json_schema": {"name": "output", "schema": {"type": "object"}},
         },
+        "reasoning_effort": "low",  # thinking.budget_tokens 2048: below medium's 8192
     }
     named = openai_request(
         "a", {"messages": USER, "tools": [WEATHER], "tool_choice": {"type": "tool", "name": "get_weather"}}

@@ -67,7 +67,7 @@ async def test_openai_agent_plain_answer(world: World) -> None:
         messages=[*USER, {"role": "assistant", "content": "Let me"}, {"role": "user", "content": "go on"}],
         stop_sequences=["END"],
         metadata={"user_id": "u-1"},
-        extra_body={"temperature": 0.2, "top_k": 5},
+        extra_body={"temperature": 0.2},
     )
     answer = await raw.parse()
     assert answer.id.startswith("msg_") and len(answer.id) == 28

@@ -11,6 +11,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from astra_sidecar.sidecar.errors import ClientError
 from astra_sidecar.sidecar.protocols.codec import RequestSize, Route
+from astra_sidecar.sidecar.protocols.gemini import ingress
+from astra_sidecar.sidecar.protocols.gemini.embeddings_ingress import embed_content
 from astra_sidecar.sidecar.protocols.gemini.ingress import CODEC, unknown_route
 from astra_sidecar.sidecar.protocols.gemini.ingress_models import get_model, list_models
 from tests.sidecar.protocols.gemini.helpers import World
@@ -103,6 +105,8 @@ def test_size_has_no_output_cap_unless_a_positive_integer_is_set(config: Json | 
 
 def test_routes_are_the_generate_post_the_model_gets_and_a_catch_all() -> None:
     assert CODEC.routes() == [
+        Route("POST", MODELS + "/{model}:{method:embedContent|batchEmbedContents}", embed_content),
+        Route("POST", MODELS + "/{model}:countTokens", ingress.count_tokens),
         Route("POST", MODELS + "/{target}"),
         Route("GET", MODELS + "/{model}", get_model),
         Route("GET", MODELS, list_models),
@@ -113,9 +117,27 @@ def test_routes_are_the_generate_post_the_model_gets_and_a_catch_all() -> None:
 @pytest.mark.parametrize(
     ("method", "path", "status", "rpc", "message"),
     [
-        ("GET", "/v1/gemini/native/v1beta/nothing/here", 404, "NOT_FOUND", "Not Found"),
-        ("POST", "/v1/gemini/native/v2/models/m:generateContent", 404, "NOT_FOUND", "Not Found"),
-        ("PUT", "/v1/gemini/native/v1beta/models", 405, "INVALID_ARGUMENT", "Method Not Allowed"),
+        (
+            "GET",
+            "/v1/gemini/native/v1beta/nothing/here",
+            404,
+            "NOT_FOUND",
+            "no such route: GET /v1/gemini/native/v1beta/nothing/here",
+        ),
+        (
+            "POST",
+            "/v1/gemini/native/v2/models/m:generateContent",
+            404,
+            "NOT_FOUND",
+            "no such route: POST /v1/gemini/native/v2/models/m:generateContent",
+        ),
+        (
+            "PUT",
+            "/v1/gemini/native/v1beta/models",
+            405,
+            "INVALID_ARGUMENT",
+            "method PUT is not allowed on /v1/gemini/native/v1beta/models (allowed: GET, HEAD)",
+        ),
     ],
 )
 async def test_other_requests_are_answered_in_googles_shape(
@@ -128,7 +150,9 @@ async def test_other_requests_are_answered_in_googles_shape(
     ):
         body = await answer.json()
     assert answer.status == status
-    assert body == {"error": {"code": status, "message": message, "status": rpc}}
+    code = "route_not_found" if status == 404 else "method_not_allowed"
+    reason = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": code, "domain": "astra-sidecar"}
+    assert body == {"error": {"code": status, "message": message, "status": rpc, "details": [reason]}}
     assert world.gemini.requests == []
 
 

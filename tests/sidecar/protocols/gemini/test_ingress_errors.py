@@ -116,7 +116,7 @@ async def test_unknown_agent_is_404_not_found(world: World) -> None:
             "toolConfig.functionCallingConfig.mode",
         ),
         (":streamGenerateContent", {"contents": HI}, 400, "alt"),
-        (":countTokens", {"contents": HI}, 404, None),
+        (":predictLongRunning", {"contents": HI}, 404, None),
     ],
 )
 async def test_bad_requests_get_a_clear_google_error(

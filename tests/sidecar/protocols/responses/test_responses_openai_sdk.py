@@ -95,11 +95,11 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         agents:
           - id: coder
             systemPrompt: "Be brief."
-            model: {{provider: openai, modelId: gpt-up, endpoint: {upstream.url}, maxOutputTokens: 256}}
+            model: {{provider: vllm, modelId: gpt-up, endpoint: {upstream.url}, maxOutputTokens: 256}}
         """,
     )
     try:
-        async with running_sidecar(table, env={"OPENAI_API_KEY": "sk-up"}) as sidecar:
+        async with running_sidecar(table, env={"VLLM_API_KEY": "sk-up"}) as sidecar:
             yield World(upstream, sidecar)
     finally:
         await upstream.close()
@@ -123,7 +123,7 @@ async def test_plain_answer_and_the_chat_request_it_became(world: World) -> None
     assert answer.usage.input_tokens_details.cached_tokens == 20
     assert answer.usage.output_tokens_details.reasoning_tokens == 2
     assert answer.instructions == "Answer in English."
-    assert raw.headers["x-astra-provider"] == "openai"
+    assert raw.headers["x-astra-provider"] == "vllm"
     assert raw.headers["x-astra-attempts"] == "1"
     sent = world.sent()
     assert sent["model"] == "gpt-up"
@@ -251,7 +251,7 @@ async def test_structured_output_becomes_response_format(world: World) -> None:
 @pytest.mark.parametrize(
     ("extra", "param", "code"),
     [
-        ({"previous_response_id": "resp_1"}, "previous_response_id", "unsupported_parameter"),
+        ({"previous_response_id": "resp_1"}, "previous_response_id", "previous_response_not_found"),
         ({"tools": [{"type": "web_search"}]}, "tools[0].type", "unsupported_tool"),
         ({"background": True}, "background", "unsupported_parameter"),
         ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type", "invalid_value"),

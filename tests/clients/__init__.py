@@ -1,0 +1,1 @@
+"""Real client programs (npm packages, CLIs) run against the sidecar."""

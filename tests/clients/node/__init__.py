@@ -1,0 +1,1 @@
+"""The Node client scripts (*.mjs) and the harness that runs them (`harness`)."""
