@@ -12,12 +12,7 @@ from astra_sidecar.sidecar.protocols.base import AuthMaterial, Body, Completion,
 from astra_sidecar.sidecar.protocols.bedrock.errors import classify
 from astra_sidecar.sidecar.protocols.bedrock.request import converse_body
 from astra_sidecar.sidecar.protocols.bedrock.response import finish_reason, response_message, usage_from
-from astra_sidecar.sidecar.protocols.bedrock.signing import (
-    cluster_region,
-    no_region,
-    operation_url,
-    sign_headers,
-)
+from astra_sidecar.sidecar.protocols.bedrock.signing import authorized_request, operation_url
 from astra_sidecar.sidecar.protocols.bedrock.stream import EVENT_STREAM_TYPE, BedrockStreamTranslator
 from astra_sidecar.sidecar.protocols.openai import wire as shapes
 
@@ -35,20 +30,10 @@ class BedrockAdapter:
     ) -> UpstreamRequest:
         stream = bool(body.get("stream"))
         payload = orjson.dumps(converse_body(body, agent, cluster.model_id))
-        url = operation_url(cluster, stream)
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": EVENT_STREAM_TYPE if stream else "application/json",
-        }
-        headers.update(cluster.headers)
-        if auth.token is not None:
-            headers["Authorization"] = f"Bearer {auth.token.reveal()}"
-        elif auth.aws is not None:
-            region = cluster_region(cluster)
-            if region is None:
-                raise no_region(cluster)
-            headers = sign_headers(url, headers, payload, auth.aws, region)
-        return UpstreamRequest(url=url, headers=headers, body=payload, stream=stream)
+        accept = EVENT_STREAM_TYPE if stream else "application/json"
+        return authorized_request(
+            cluster, operation_url(cluster, stream), payload, auth, stream=stream, accept=accept
+        )
 
     def parse_response(self, cluster: Cluster, request: Body, raw: bytes) -> Completion:
         try:

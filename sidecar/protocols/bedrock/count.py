@@ -9,20 +9,15 @@ from __future__ import annotations
 import orjson
 
 from astra_sidecar.compiler.table import Cluster
-from astra_sidecar.sidecar.errors import UpstreamMalformedError
 from astra_sidecar.sidecar.protocols.base import AuthMaterial, UpstreamRequest
-from astra_sidecar.sidecar.protocols.bedrock.signing import (
-    cluster_region,
-    no_region,
-    operation_url,
-    sign_headers,
-)
+from astra_sidecar.sidecar.protocols.bedrock.signing import authorized_request, model_url
+from astra_sidecar.sidecar.protocols.count_answer import counted_tokens
 
 _CONVERSE_FIELDS = ("messages", "system", "toolConfig", "additionalModelRequestFields")
 
 
 def count_url(cluster: Cluster) -> str:
-    return operation_url(cluster, stream=False).removesuffix("/converse") + "/count-tokens"
+    return model_url(cluster, "count-tokens")
 
 
 class BedrockCounter:
@@ -31,28 +26,10 @@ class BedrockCounter:
         payload = orjson.dumps(
             {"input": {"converse": {k: converse[k] for k in _CONVERSE_FIELDS if k in converse}}}
         )
-        url = count_url(cluster)
-        headers = {"Content-Type": "application/json", "Accept": "application/json", **cluster.headers}
-        if auth.token is not None:
-            headers["Authorization"] = f"Bearer {auth.token.reveal()}"
-        elif auth.aws is not None:
-            region = cluster_region(cluster)
-            if region is None:
-                raise no_region(cluster)
-            headers = sign_headers(url, headers, payload, auth.aws, region)
-        return UpstreamRequest(url=url, headers=headers, body=payload, stream=False)
+        return authorized_request(cluster, count_url(cluster), payload, auth)
 
     def tokens(self, cluster: Cluster, raw: bytes) -> int:
-        try:
-            answer = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamMalformedError(
-                "a CountTokens answer that is not JSON", cluster.key, "bedrock"
-            ) from exc
-        count = answer.get("inputTokens") if isinstance(answer, dict) else None
-        if not isinstance(count, int) or isinstance(count, bool):
-            raise UpstreamMalformedError("a CountTokens answer without inputTokens", cluster.key, "bedrock")
-        return count
+        return counted_tokens(cluster, raw, api="CountTokens", field="inputTokens")
 
 
 COUNTER = BedrockCounter()

@@ -14,14 +14,13 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 import orjson
 
 from astra_sidecar.compiler.table import Cluster
 from astra_sidecar.sidecar.errors import UpstreamMalformedError
 from astra_sidecar.sidecar.protocols.base import AuthMaterial, UpstreamRequest
-from astra_sidecar.sidecar.protocols.bedrock.signing import cluster_region, no_region, sign_headers
+from astra_sidecar.sidecar.protocols.bedrock.signing import authorized_request, model_url
 from astra_sidecar.sidecar.protocols.embedding import (
     EmbeddingCall,
     Embeddings,
@@ -36,26 +35,11 @@ COHERE_INPUT_TYPE = "search_document"
 
 
 def invoke_url(cluster: Cluster) -> str:
-    base = cluster.base_url.rstrip("/")
-    if not base:
-        region = cluster_region(cluster)
-        if region is None:
-            raise no_region(cluster)
-        base = f"https://bedrock-runtime.{region}.amazonaws.com"
-    return f"{base}/model/{quote(cluster.model_id, safe='')}/invoke"
+    return model_url(cluster, "invoke")
 
 
 def _signed(cluster: Cluster, payload: dict[str, Any], auth: AuthMaterial) -> UpstreamRequest:
-    url, body = invoke_url(cluster), orjson.dumps(payload)
-    headers = {"Content-Type": "application/json", "Accept": "application/json", **cluster.headers}
-    if auth.token is not None:
-        headers["Authorization"] = f"Bearer {auth.token.reveal()}"
-    elif auth.aws is not None:
-        region = cluster_region(cluster)
-        if region is None:
-            raise no_region(cluster)
-        headers = sign_headers(url, headers, body, auth.aws, region)
-    return UpstreamRequest(url=url, headers=headers, body=body, stream=False)
+    return authorized_request(cluster, invoke_url(cluster), orjson.dumps(payload), auth)
 
 
 def _json(cluster: Cluster, answer: UpstreamAnswer) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlsplit
 
 from astra_sidecar.compiler.table import Cluster
 from astra_sidecar.sidecar.errors import UpstreamError
-from astra_sidecar.sidecar.protocols.base import AwsCredentials, Failure
+from astra_sidecar.sidecar.protocols.base import AuthMaterial, AwsCredentials, Failure, UpstreamRequest
 
 SIGNING_NAME = "bedrock"
 
@@ -33,15 +33,40 @@ def no_region(cluster: Cluster) -> UpstreamError:
     return UpstreamError(Failure(500, "server_error", message, code="bedrock_misconfigured"), cluster.key)
 
 
-def operation_url(cluster: Cluster, stream: bool) -> str:
+def model_url(cluster: Cluster, operation: str) -> str:
+    """`{runtime endpoint}/model/{model id}/{operation}`: the cluster's base URL, else the region's."""
     base = cluster.base_url.rstrip("/")
     if not base:
         region = cluster_region(cluster)
         if region is None:
             raise no_region(cluster)
         base = f"https://bedrock-runtime.{region}.amazonaws.com"
-    operation = "converse-stream" if stream else "converse"
     return f"{base}/model/{quote(cluster.model_id, safe='')}/{operation}"
+
+
+def operation_url(cluster: Cluster, stream: bool) -> str:
+    return model_url(cluster, "converse-stream" if stream else "converse")
+
+
+def authorized_request(
+    cluster: Cluster,
+    url: str,
+    body: bytes,
+    auth: AuthMaterial,
+    *,
+    stream: bool = False,
+    accept: str = "application/json",
+) -> UpstreamRequest:
+    """A POST of `body` to `url`: a Bedrock API key as a bearer token, else signed with SigV4."""
+    headers = {"Content-Type": "application/json", "Accept": accept, **cluster.headers}
+    if auth.token is not None:
+        headers["Authorization"] = f"Bearer {auth.token.reveal()}"
+    elif auth.aws is not None:
+        region = cluster_region(cluster)
+        if region is None:
+            raise no_region(cluster)
+        headers = sign_headers(url, headers, body, auth.aws, region)
+    return UpstreamRequest(url=url, headers=headers, body=body, stream=stream)
 
 
 def sign_headers(

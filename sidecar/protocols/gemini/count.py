@@ -12,8 +12,8 @@ from dataclasses import replace
 import orjson
 
 from astra_sidecar.compiler.table import Cluster
-from astra_sidecar.sidecar.errors import UpstreamMalformedError
 from astra_sidecar.sidecar.protocols.base import AuthMaterial, UpstreamRequest
+from astra_sidecar.sidecar.protocols.count_answer import counted_tokens
 from astra_sidecar.sidecar.protocols.gemini.request import endpoint_url
 
 _VERTEX_FIELDS = ("contents", "systemInstruction", "tools", "generationConfig")
@@ -37,16 +37,7 @@ class GeminiCounter:
         return replace(built, url=count_url(cluster), headers=headers, body=body, stream=False)
 
     def tokens(self, cluster: Cluster, raw: bytes) -> int:
-        try:
-            answer = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamMalformedError(
-                "a countTokens answer that is not JSON", cluster.key, "gemini"
-            ) from exc
-        count = answer.get("totalTokens", 0) if isinstance(answer, dict) else None
-        if not isinstance(count, int) or isinstance(count, bool):
-            raise UpstreamMalformedError("a countTokens answer without totalTokens", cluster.key, "gemini")
-        return count
+        return counted_tokens(cluster, raw, api="countTokens", field="totalTokens", default=0)
 
 
 COUNTER = GeminiCounter()

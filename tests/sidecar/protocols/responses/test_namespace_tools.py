@@ -6,11 +6,12 @@ streamed; a namespaced `function_call` sent back goes upstream under the joined 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Step, completion
@@ -64,9 +65,21 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[FakeOpenAI, Sidecar]]:
         await upstream.close()
 
 
-async def _post(sidecar: Sidecar, body: dict[str, Any]) -> httpx.Response:
-    async with httpx.AsyncClient(timeout=10) as client:
-        return await client.post(f"{sidecar.url}/v1/responses", json=body)
+@dataclass(frozen=True)
+class _Answer:
+    status_code: int
+    text: str
+    headers: Mapping[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+
+async def _post(sidecar: Sidecar, body: dict[str, Any]) -> _Answer:
+    timeout = aiohttp.ClientTimeout(total=10)
+    url = f"{sidecar.url}/v1/responses"
+    async with aiohttp.ClientSession(timeout=timeout) as session, session.post(url, json=body) as response:
+        return _Answer(response.status, await response.text(), dict(response.headers))
 
 
 async def test_a_namespaced_call_comes_back_with_its_namespace(world: tuple[FakeOpenAI, Sidecar]) -> None:
