@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
 
 from astra_sidecar.sidecar.app_keys import STATE
 from astra_sidecar.sidecar.errors import ClientError
+
+if TYPE_CHECKING:
+    from astra_sidecar.sidecar.resilience.plan import Outcome
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -79,3 +82,14 @@ def nesting_exceeds(value: Any, limit: int) -> bool:
         children = node.values() if isinstance(node, dict) else node
         stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return False
+
+
+def outcome_headers(outcome: Outcome[Any] | None) -> dict[str, str]:
+    """What an answer says of its plan: `x-astra-attempts` (requests sent upstream), who served
+    (`x-astra-provider`) and, when that plan entry is a pool, which member (`x-astra-pool-member`)."""
+    headers = {"x-astra-attempts": str(outcome.attempts if outcome else 0)}
+    if outcome is not None and outcome.served_by is not None:
+        headers["x-astra-provider"] = outcome.served_by.cluster.provider
+        if outcome.member is not None:
+            headers["x-astra-pool-member"] = outcome.member
+    return headers

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from astra_sidecar.compiler.table import Cluster
-from astra_sidecar.sidecar.errors import DeadlineExceededError
+from astra_sidecar.sidecar.errors import ClientError, DeadlineExceededError
 from astra_sidecar.sidecar.protocols.anthropic.count import COUNTER as ANTHROPIC
 from astra_sidecar.sidecar.protocols.base import AuthMaterial, Body, UpstreamRequest
 from astra_sidecar.sidecar.protocols.bedrock.count import COUNTER as BEDROCK
@@ -34,10 +34,11 @@ from astra_sidecar.sidecar.protocols.gemini.count import COUNTER as GEMINI
 from astra_sidecar.sidecar.protocols.openai.policy_access import ACCESS as OPENAI_ACCESS
 from astra_sidecar.sidecar.protocols.openai.validate import check_chat_body
 from astra_sidecar.sidecar.resilience.attempt import upstream_failure
+from astra_sidecar.sidecar.serving.embeddings import kind_mismatch
 from astra_sidecar.sidecar.upstream import AttemptTimeouts
 
 if TYPE_CHECKING:  # types only: the runtime imports the protocol registry
-    from astra_sidecar.sidecar.runtime import AgentRuntime, ClusterRuntime
+    from astra_sidecar.sidecar.runtime import AgentRuntime, ClusterRuntime, Runtime
 
 
 class TokenCounter(Protocol):
@@ -51,6 +52,16 @@ class TokenCounter(Protocol):
 
 
 COUNTERS: dict[str, TokenCounter] = {"anthropic": ANTHROPIC, "gemini": GEMINI, "bedrock": BEDROCK}
+
+
+def chat_agent(runtime: Runtime, agent_id: str) -> AgentRuntime:
+    """The agent a count request names: 404 when unknown, 400 when it is no chat agent."""
+    agent = runtime.agents.get(agent_id)
+    if agent is None:
+        raise ClientError(404, f"no agent '{agent_id}' on this sidecar", code="model_not_found")
+    if agent.agent.kind != "chat":
+        raise kind_mismatch(agent_id, agent.agent.kind)
+    return agent
 
 
 async def send_count(agent: AgentRuntime, cluster: ClusterRuntime, request: UpstreamRequest) -> bytes:

@@ -41,7 +41,7 @@ from astra_sidecar.sidecar.resilience.attempt import upstream_failure
 from astra_sidecar.sidecar.resilience.breaker import Permit
 from astra_sidecar.sidecar.resilience.plan import Deadline, Outcome, Plan, run_plan
 from astra_sidecar.sidecar.serving import admission
-from astra_sidecar.sidecar.serving.common import read_json, request_id
+from astra_sidecar.sidecar.serving.common import outcome_headers, read_json, request_id
 from astra_sidecar.sidecar.upstream import AttemptTimeouts
 
 if TYPE_CHECKING:  # types only: the runtime imports the protocol registry
@@ -142,9 +142,7 @@ class _Served:
         headers = {"x-request-id": self.record.request_id}
         if self.agent is not None:
             headers["x-astra-agent"] = self.agent.agent.id
-            headers["x-astra-attempts"] = str(self.outcome.attempts if self.outcome else 0)
-        if self.outcome is not None and self.outcome.served_by is not None:
-            headers["x-astra-provider"] = self.outcome.served_by.cluster.provider
+            headers.update(outcome_headers(self.outcome))
         if self.ticket is not None:
             headers.update(self.ticket.headers)
         return headers

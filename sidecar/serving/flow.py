@@ -31,7 +31,7 @@ from astra_sidecar.sidecar.resilience.breaker import Permit
 from astra_sidecar.sidecar.resilience.plan import Deadline, Outcome, Plan, run_plan
 from astra_sidecar.sidecar.serving import admission
 from astra_sidecar.sidecar.serving.calls import call_shape
-from astra_sidecar.sidecar.serving.common import read_json, request_id
+from astra_sidecar.sidecar.serving.common import outcome_headers, read_json, request_id
 from astra_sidecar.sidecar.serving.embeddings import kind_mismatch
 from astra_sidecar.sidecar.serving.relay import serve_stream
 from astra_sidecar.sidecar.serving.responses import error_response
@@ -69,11 +69,7 @@ class Exchange:
     def headers(self, record: AccessRecord, outcome: Outcome[Any] | None) -> dict[str, str]:
         """What the answer's headers say happened."""
         headers = {"x-request-id": record.request_id, "x-astra-agent": self.agent.agent.id}
-        headers["x-astra-attempts"] = str(outcome.attempts if outcome else 0)
-        if outcome is not None and outcome.served_by is not None:
-            headers["x-astra-provider"] = outcome.served_by.cluster.provider
-            if outcome.member is not None:
-                headers["x-astra-pool-member"] = outcome.member
+        headers.update(outcome_headers(outcome))
         if self.removed_tools:
             headers["x-astra-tools-removed"] = ",".join(self.removed_tools)
         if self.ticket is not None:

@@ -19,13 +19,13 @@ from aiohttp import web
 
 from astra_sidecar.sidecar.accesslog import with_error_code
 from astra_sidecar.sidecar.app_keys import STATE
-from astra_sidecar.sidecar.errors import AstraError, ClientError
+from astra_sidecar.sidecar.errors import AstraError
 from astra_sidecar.sidecar.policy.context import estimate_tokens
 from astra_sidecar.sidecar.protocols.anthropic.native import upstream_request
 from astra_sidecar.sidecar.protocols.anthropic.policy_access import ACCESS
 from astra_sidecar.sidecar.protocols.codec import Handler, IngressCall, IngressCodec
 from astra_sidecar.sidecar.serving.common import read_json
-from astra_sidecar.sidecar.serving.count_tokens import native_count, translated_count
+from astra_sidecar.sidecar.serving.count_tokens import chat_agent, native_count, translated_count
 from astra_sidecar.sidecar.serving.responses import error_response
 
 if TYPE_CHECKING:
@@ -44,9 +44,7 @@ def count_route(codec: IngressCodec) -> Handler:
         try:
             raw = await read_json(request, runtime.table.settings.max_body_bytes)
             call = codec.parse(raw, request.match_info, request.query, request.headers)
-            agent = runtime.agents.get(call.agent_id)
-            if agent is None:
-                raise ClientError(404, f"no agent '{call.agent_id}' on this sidecar", code="model_not_found")
+            agent = chat_agent(runtime, call.agent_id)
             return _json(await _count(codec, agent, call))
         except AstraError as exc:
             return with_error_code(error_response(codec, exc.failure), exc.failure.code)

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from astra_sidecar.sidecar.accesslog import with_error_code
 from astra_sidecar.sidecar.app_keys import STATE
-from astra_sidecar.sidecar.errors import AstraError, ClientError
+from astra_sidecar.sidecar.errors import AstraError
 from astra_sidecar.sidecar.policy.context import estimate_tokens
 from astra_sidecar.sidecar.protocols.codec import Handler, IngressCall, IngressCodec
 from astra_sidecar.sidecar.protocols.gemini.ingress_request import parse_request
@@ -28,7 +28,7 @@ from astra_sidecar.sidecar.protocols.gemini.ingress_translate import to_openai_b
 from astra_sidecar.sidecar.protocols.gemini.policy_access import ACCESS
 from astra_sidecar.sidecar.protocols.gemini.request import upstream_request
 from astra_sidecar.sidecar.serving.common import read_json
-from astra_sidecar.sidecar.serving.count_tokens import native_count, translated_count
+from astra_sidecar.sidecar.serving.count_tokens import chat_agent, native_count, translated_count
 from astra_sidecar.sidecar.serving.responses import error_response
 
 COUNT_METHOD = "countTokens"
@@ -54,9 +54,7 @@ def count_route(codec: IngressCodec, inbound_headers: Any) -> Handler:
         try:
             raw = await read_json(request, runtime.table.settings.max_body_bytes)
             body = parse_request(generate_request(raw))
-            agent = runtime.agents.get(agent_id)
-            if agent is None:
-                raise ClientError(404, f"no agent '{agent_id}' on this sidecar", code="model_not_found")
+            agent = chat_agent(runtime, agent_id)
             call = IngressCall(agent_id, body, False, inbound=inbound_headers(request.headers, request.query))
             cluster = agent.plan[0]
             if cluster.cluster.wire == codec.wire:
