@@ -5,9 +5,13 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.fleet.redis_server import RedisServer
 
 PROVIDER_ENV = (
     "OPENAI_API_KEY",
@@ -76,3 +80,18 @@ def _block_outside_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
     yield
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real `redis-server` on a free loopback port, without persistence, stopped after the test
+    (tests/fleet/redis_server.py; `scripts/install-redis` installs Debian's)."""
+    from tests.fleet.redis_server import RedisServer
+
+    server = RedisServer(tmp_path / "redis")
+    server.folder.mkdir()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

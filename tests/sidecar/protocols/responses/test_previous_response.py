@@ -5,7 +5,7 @@ store turned off, and a store shared by two sidecars through Redis."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,16 +224,6 @@ async def test_with_the_store_turned_off_previous_response_id_says_how_to_turn_i
         with pytest.raises(openai.NotFoundError):
             await world.client.responses.retrieve(first.id)
 
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.folder.mkdir()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def test_two_sidecars_share_responses_through_redis(tmp_path: Path, redis_server: RedisServer) -> None:

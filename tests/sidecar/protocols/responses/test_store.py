@@ -3,7 +3,6 @@ the Redis one against a real redis-server (tests/fleet/redis_server.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -62,16 +61,6 @@ async def test_delete_says_whether_there_was_something_to_delete() -> None:
     assert await store.delete("a") is False
     assert store.size == (0, 0)
 
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.folder.mkdir()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def test_redis_keeps_each_response_under_the_prefix_with_its_ttl(redis_server: RedisServer) -> None:
