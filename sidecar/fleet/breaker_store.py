@@ -18,16 +18,14 @@ transition. Keys: `<keyPrefix>:breaker:{<cluster key>}:failures|open` (one hash 
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from astra_sidecar.compiler.table import BreakerPolicy, RoutingTable
 from astra_sidecar.compiler.table.fleet import RedisState
+from astra_sidecar.sidecar.fleet.availability import StateAvailability
 from astra_sidecar.sidecar.fleet.metrics import FleetMetrics
-
-log = logging.getLogger("astra.sidecar.fleet")
 
 # KEYS: failures (sorted set), open. ARGV: windowMs, failureThreshold, cooldownMs, failure id.
 # Returns the ms the breaker stays open (0: still closed).
@@ -61,10 +59,11 @@ class SharedBreakers:
         self._client: Any = None
         self._record: Any = None
         self._timeout_s = 0.05
-        self._available = True
+        self._availability = StateAvailability(
+            metrics.breaker_state_available, "shared breaker state", "breaker_state", ", breakers are per pod meanwhile"
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self._retired: list[Any] = []
-        metrics.breaker_state_available.set(1)
 
     @property
     def active(self) -> bool:
@@ -138,24 +137,10 @@ class SharedBreakers:
                 reply = await call
         except Exception as exc:  # redis-py raises ConnectionError, TimeoutError, ResponseError …
             self._metrics.breaker_state_errors.labels(op).inc()
-            self._became(False, exc)
+            self._availability.became(False, type(exc).__name__)
             return None
-        self._became(True, None)
+        self._availability.became(True)
         return reply
-
-    def _became(self, available: bool, exc: Exception | None) -> None:
-        if available == self._available:
-            return
-        self._available = available
-        self._metrics.breaker_state_available.set(1 if available else 0)
-        if available:
-            log.warning("shared breaker state reachable again", extra={"event": "breaker_state_available"})
-        else:
-            log.error(
-                "shared breaker state unreachable, breakers are per pod meanwhile: %s",
-                type(exc).__name__,
-                extra={"event": "breaker_state_unavailable"},
-            )
 
     def _background(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)

@@ -27,6 +27,7 @@ from astra_sidecar.compiler.table.fleet import Budget, QuotaPolicy, RedisState
 from astra_sidecar.sidecar.auth.sources import presented_key
 from astra_sidecar.sidecar.clock import Clock
 from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.fleet.availability import StateAvailability
 from astra_sidecar.sidecar.fleet.headers import ratelimit_headers
 from astra_sidecar.sidecar.fleet.local import LocalCounters
 from astra_sidecar.sidecar.fleet.metrics import FleetMetrics
@@ -103,10 +104,9 @@ class QuotaGate:
         self.local = LocalCounters(clock)
         self.redis: CounterStore | None = None
         self._redis_state: RedisState | None = None
-        self._available = True
+        self._availability = StateAvailability(metrics.state_available, "quota state", "quota_state")
         self._tasks: set[asyncio.Task[None]] = set()
         self._retired: list[CounterStore] = []
-        metrics.state_available.set(1)
 
     def configure(self, table: RoutingTable) -> None:
         state = table.settings.redis
@@ -160,7 +160,7 @@ class QuotaGate:
         except StateUnavailableError as exc:
             self._unavailable(agent, policy, exc)
             return None
-        self._became(True, None)
+        self._availability.became(True)
         return self._decided(agent.id, self.redis, charge, verdict)
 
     def _decided(self, agent_id: str, store: CounterStore, charge: Charge, verdict: Verdict) -> Ticket:
@@ -180,23 +180,13 @@ class QuotaGate:
         return Ticket(store, charge, agent_id, headers)
 
     def _unavailable(self, agent: Agent, policy: QuotaPolicy, exc: StateUnavailableError) -> None:
-        self._became(False, exc)
+        self._availability.became(False, str(exc))
         allow = policy.on_state_unavailable == "allow"
         self._metrics.checks.labels(agent.id, "unavailable_allowed" if allow else "unavailable_denied").inc()
         if not allow:
             raise QuotaRefusedError(
                 503, "the quota state is unavailable: retry later", "quota_state_unavailable", 1000, {}
             )
-
-    def _became(self, available: bool, exc: Exception | None) -> None:
-        if available == self._available:
-            return
-        self._available = available
-        self._metrics.state_available.set(1 if available else 0)
-        if available:
-            log.warning("quota state reachable again", extra={"event": "quota_state_available"})
-        else:
-            log.error("quota state unreachable: %s", exc, extra={"event": "quota_state_unavailable"})
 
     def settle(self, ticket: Ticket | None, prompt_tokens: int | None, completion_tokens: int | None) -> None:
         """Replaces the reservation by the real usage (none known: the estimate stays charged)."""

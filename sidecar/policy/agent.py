@@ -50,7 +50,7 @@ class Prepared:
 class AgentPolicy:
     """The compiled policy of one agent (its template parsed once, at table load)."""
 
-    __slots__ = ("_prompt_cache", "_template", "_time_dependent", "agent", "tool_guard")
+    __slots__ = ("_context", "_prompt_cache", "_template", "_time_dependent", "agent", "tool_guard")
 
     def __init__(self, agent: Agent, env: jinja2.Environment | None = None) -> None:
         self.agent = agent
@@ -63,8 +63,9 @@ class AgentPolicy:
             # Jinja2 is loaded by the first agent with a system prompt: a table without one never needs it.
             from jinja2 import meta
 
-            from astra_sidecar.compiler.table.prompts import make_environment
+            from astra_sidecar.compiler.table.prompts import make_environment, render_context
 
+            self._context = render_context
             env = env or make_environment()
             self._template = env.from_string(agent.system_prompt)
             names = meta.find_undeclared_variables(env.parse(agent.system_prompt))
@@ -101,9 +102,7 @@ class AgentPolicy:
             return None
         if not self._time_dependent and cluster.key in self._prompt_cache:
             return self._prompt_cache[cluster.key]
-        from astra_sidecar.compiler.table.prompts import render_context
-
-        context = render_context(self.agent, cluster, now or datetime.now(UTC))
+        context = self._context(self.agent, cluster, now or datetime.now(UTC))
         text = self._template.render(context)
         if not self._time_dependent:
             self._prompt_cache[cluster.key] = text

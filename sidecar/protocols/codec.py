@@ -19,9 +19,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
 from aiohttp import web
 
 from astra_sidecar.compiler.table import Agent, Cluster, PromptCache
+from astra_sidecar.sidecar.errors import UpstreamMalformedError
 from astra_sidecar.sidecar.protocols.base import AuthMaterial, Body, Failure, UpstreamRequest, Usage
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -59,6 +61,29 @@ class Route:
     method: str
     path: str
     handler: Handler | None = None
+
+
+def first_choice(raw: bytes) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(completion, its first choice, that choice's message) of an OpenAI `chat.completion`'s
+    bytes; anything else is an `UpstreamMalformedError`."""
+    try:
+        completion = orjson.loads(raw)
+        choice = completion["choices"][0]
+        message = choice.get("message") or {}
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise UpstreamMalformedError("not a chat completion") from exc
+    return completion, choice, message
+
+
+def encode_chunks(payloads: list[bytes], on_chunk: Callable[[dict[str, Any]], list[bytes]]) -> bytes:
+    """The stream bytes of OpenAI chunk payloads: each decoded once and handed to `on_chunk` (a
+    payload that is no JSON object is skipped), its events joined."""
+    out: list[bytes] = []
+    for payload in payloads:
+        chunk = orjson.loads(payload)
+        if isinstance(chunk, dict):
+            out.extend(on_chunk(chunk))
+    return b"".join(out)
 
 
 class StreamEncoder(Protocol):

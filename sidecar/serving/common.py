@@ -10,10 +10,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from astra_sidecar.sidecar.accesslog import AccessRecord
 from astra_sidecar.sidecar.app_keys import STATE
 from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.serving import admission
 
 if TYPE_CHECKING:
+    from astra_sidecar.sidecar.fleet.quota import Ticket
     from astra_sidecar.sidecar.resilience.plan import Outcome
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -93,3 +96,31 @@ def outcome_headers(outcome: Outcome[Any] | None) -> dict[str, str]:
         if outcome.member is not None:
             headers["x-astra-pool-member"] = outcome.member
     return headers
+
+
+def begin_request(request: web.Request, route: str) -> tuple[AccessRecord, float]:
+    """An agent request's access record (naming the path's agent, so a refused body still names
+    it) and its start on the sidecar's clock; the request counts as in flight from here."""
+    state = request.app[STATE]
+    record = AccessRecord(request_id=request_id(request), route=route, method=request.method, path=request.path)
+    record.agent = request.match_info.get("agent")
+    state.enter()
+    return record, state.shared.clock.now()
+
+
+def end_request(
+    request: web.Request, record: AccessRecord, started: float, agent_id: str | None, ticket: Ticket | None
+) -> None:
+    """The end of an agent request, whatever happened: its latency, the quota settlement and the
+    request metrics (when an agent was found), its one access line, its admission slot."""
+    state = request.app[STATE]
+    shared = state.shared
+    elapsed = max(0.0, shared.clock.now() - started)
+    record.latency_ms = round(elapsed * 1000.0, 3)
+    if agent_id is not None:
+        shared.quotas.settle(ticket, record.prompt_tokens, record.completion_tokens)
+        shared.metrics.request_seconds.labels(agent_id).observe(elapsed)
+        shared.metrics.requests.labels(agent_id, record.provider or "none", str(record.status)).inc()
+    record.emit(shared.access_sink)
+    admission.release(request, record)
+    state.leave()

@@ -41,7 +41,7 @@ from astra_sidecar.sidecar.resilience.attempt import upstream_failure
 from astra_sidecar.sidecar.resilience.breaker import Permit
 from astra_sidecar.sidecar.resilience.plan import Deadline, Outcome, Plan, run_plan
 from astra_sidecar.sidecar.serving import admission
-from astra_sidecar.sidecar.serving.common import outcome_headers, read_json, request_id
+from astra_sidecar.sidecar.serving.common import begin_request, end_request, outcome_headers, read_json
 from astra_sidecar.sidecar.upstream import AttemptTimeouts
 
 if TYPE_CHECKING:  # types only: the runtime imports the protocol registry
@@ -149,18 +149,8 @@ class _Served:
 
 
 async def serve_embeddings(request: web.Request, front: EmbeddingFront) -> web.Response:
-    state = request.app[STATE]
-    shared = state.shared
-    record = AccessRecord(
-        request_id=request_id(request),
-        route=f"{front.name}-embeddings",
-        method=request.method,
-        path=request.path,
-    )
-    record.agent = request.match_info.get("agent")
+    record, started = begin_request(request, f"{front.name}-embeddings")
     served = _Served(record)
-    started = shared.clock.now()
-    state.enter()
     try:
         result, call = await _serve(request, front, served)
         record.status = 200
@@ -175,16 +165,7 @@ async def serve_embeddings(request: web.Request, front: EmbeddingFront) -> web.R
             status=exc.failure.status, body=body, content_type="application/json", headers=headers
         )
     finally:
-        elapsed = max(0.0, shared.clock.now() - started)
-        record.latency_ms = round(elapsed * 1000.0, 3)
-        if served.agent is not None:
-            shared.quotas.settle(served.ticket, record.prompt_tokens, record.completion_tokens)
-            agent_id = served.agent.agent.id
-            shared.metrics.request_seconds.labels(agent_id).observe(elapsed)
-            shared.metrics.requests.labels(agent_id, record.provider or "none", str(record.status)).inc()
-        record.emit(shared.access_sink)
-        admission.release(request, record)
-        state.leave()
+        end_request(request, record, started, served.agent.agent.id if served.agent else None, served.ticket)
     response[OWN_ACCESS_LINE] = True
     return response
 

@@ -31,7 +31,7 @@ from astra_sidecar.sidecar.resilience.breaker import Permit
 from astra_sidecar.sidecar.resilience.plan import Deadline, Outcome, Plan, run_plan
 from astra_sidecar.sidecar.serving import admission
 from astra_sidecar.sidecar.serving.calls import call_shape
-from astra_sidecar.sidecar.serving.common import outcome_headers, read_json, request_id
+from astra_sidecar.sidecar.serving.common import begin_request, end_request, outcome_headers, read_json
 from astra_sidecar.sidecar.serving.embeddings import kind_mismatch
 from astra_sidecar.sidecar.serving.relay import serve_stream
 from astra_sidecar.sidecar.serving.responses import error_response
@@ -84,12 +84,7 @@ class Exchange:
 
 
 async def serve(request: web.Request, codec: IngressCodec) -> web.StreamResponse:
-    state = request.app[STATE]
-    shared = state.shared
-    record = AccessRecord(request_id=request_id(request), route=codec.name, method=request.method, path=request.path)
-    record.agent = request.match_info.get("agent")  # the path's agent, so a refused body still names it
-    started = shared.clock.now()
-    state.enter()
+    record, started = begin_request(request, codec.name)
     exchange: Exchange | None = None
     try:
         exchange = await _exchange(request, codec, record)
@@ -101,16 +96,10 @@ async def serve(request: web.Request, codec: IngressCodec) -> web.StreamResponse
         headers = {"x-request-id": record.request_id, **refusal_headers(exc)}
         return error_response(codec, exc.failure, headers)
     finally:
-        elapsed = max(0.0, shared.clock.now() - started)
-        record.latency_ms = round(elapsed * 1000.0, 3)
-        if exchange is not None:
-            shared.quotas.settle(exchange.ticket, record.prompt_tokens, record.completion_tokens)
-            agent_id = exchange.agent.agent.id
-            shared.metrics.request_seconds.labels(agent_id).observe(elapsed)
-            shared.metrics.requests.labels(agent_id, record.provider or "none", str(record.status)).inc()
-        record.emit(shared.access_sink)
-        admission.release(request, record)
-        state.leave()
+        if exchange is None:
+            end_request(request, record, started, None, None)
+        else:
+            end_request(request, record, started, exchange.agent.agent.id, exchange.ticket)
 
 
 async def _exchange(request: web.Request, codec: IngressCodec, record: AccessRecord) -> Exchange:

@@ -27,6 +27,7 @@ import orjson
 from astra_sidecar.sidecar.policy.reasoning import REASONING_FIELD
 from astra_sidecar.sidecar.protocols.anthropic.ingress_translate import message_id
 from astra_sidecar.sidecar.protocols.anthropic.wire import anthropic_usage, stop_reason
+from astra_sidecar.sidecar.protocols.codec import encode_chunks
 from astra_sidecar.sidecar.sse import encode_event
 
 Json = dict[str, Any]
@@ -52,12 +53,7 @@ class AnthropicStreamEncoder:
         self._usage: Any = None
 
     def encode(self, payloads: list[bytes]) -> bytes:
-        out: list[bytes] = []
-        for payload in payloads:
-            chunk = orjson.loads(payload)
-            if isinstance(chunk, dict):
-                out.extend(self._chunk(chunk))
-        return b"".join(out)
+        return encode_chunks(payloads, self._chunk)
 
     def close(self) -> bytes:
         out = self._start({})

@@ -38,9 +38,10 @@ from typing import Any
 
 import orjson
 
-from astra_sidecar.sidecar.errors import ClientError, UpstreamMalformedError
+from astra_sidecar.sidecar.errors import ClientError
 from astra_sidecar.sidecar.policy.reasoning import REASONING_FIELD, effort_from_thinking
 from astra_sidecar.sidecar.protocols.anthropic.wire import anthropic_usage, stop_reason
+from astra_sidecar.sidecar.protocols.codec import first_choice
 
 Json = dict[str, Any]
 
@@ -318,12 +319,7 @@ def _answer_blocks(message: Json) -> tuple[list[Json], bool]:
 
 def message_from_completion(raw: bytes) -> bytes:
     """The Anthropic Message for an OpenAI `chat.completion` (JSON bytes in, JSON bytes out)."""
-    try:
-        completion = orjson.loads(raw)
-        choice = completion["choices"][0]
-        message = choice.get("message") or {}
-    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise UpstreamMalformedError("not a chat completion") from exc
+    completion, choice, message = first_choice(raw)
     content, refused = _answer_blocks(message)
     tools = any(block["type"] == "tool_use" for block in content)
     reason = "refusal" if refused else stop_reason(choice.get("finish_reason"), tools)

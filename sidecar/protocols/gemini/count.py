@@ -14,13 +14,13 @@ import orjson
 from astra_sidecar.compiler.table import Cluster
 from astra_sidecar.sidecar.protocols.base import AuthMaterial, UpstreamRequest
 from astra_sidecar.sidecar.protocols.count_answer import counted_tokens
-from astra_sidecar.sidecar.protocols.gemini.request import endpoint_url
+from astra_sidecar.sidecar.protocols.gemini.request import model_url
 
 _VERTEX_FIELDS = ("contents", "systemInstruction", "tools", "generationConfig")
 
 
 def count_url(cluster: Cluster) -> str:
-    return endpoint_url(cluster, stream=False).removesuffix(":generateContent") + ":countTokens"
+    return model_url(cluster, "countTokens")
 
 
 def count_body(cluster: Cluster, payload: dict[str, object]) -> dict[str, object]:

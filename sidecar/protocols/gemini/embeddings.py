@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from typing import Any
-from urllib.parse import quote
 
 import orjson
 
@@ -24,24 +23,15 @@ from astra_sidecar.compiler.table import Cluster
 from astra_sidecar.sidecar.errors import UpstreamMalformedError
 from astra_sidecar.sidecar.protocols.base import AuthMaterial, UpstreamRequest
 from astra_sidecar.sidecar.protocols.embedding import EmbeddingCall, Embeddings, UpstreamAnswer, float_vector
-from astra_sidecar.sidecar.protocols.gemini.request import AI_STUDIO_BASE_URL, auth_headers, vertex_host
+from astra_sidecar.sidecar.protocols.gemini.request import auth_headers, model_url
 
 
 def estimated_tokens(texts: list[str]) -> int:
     return sum(math.ceil(len(text) / 4) for text in texts)
 
 
-def _model(cluster: Cluster) -> str:
-    return quote(cluster.model_id.removeprefix("models/"), safe="-._~@")
-
-
 def _url(cluster: Cluster) -> str:
-    base, model, vertex = cluster.base_url.rstrip("/"), _model(cluster), cluster.vertex
-    if vertex is None:
-        return f"{base}/v1beta/models/{model}:batchEmbedContents"
-    host = vertex_host(vertex.location) if base == AI_STUDIO_BASE_URL else base
-    project, location = quote(vertex.project, safe=""), quote(vertex.location, safe="")
-    return f"{host}/v1/projects/{project}/locations/{location}/publishers/google/models/{model}:predict"
+    return model_url(cluster, "batchEmbedContents" if cluster.vertex is None else "predict")
 
 
 def _studio_body(cluster: Cluster, call: EmbeddingCall) -> dict[str, Any]:

@@ -44,7 +44,11 @@ def _model_path(model_id: str) -> str:
 
 
 def endpoint_url(cluster: Cluster, *, stream: bool) -> str:
-    method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    return model_url(cluster, "streamGenerateContent?alt=sse" if stream else "generateContent")
+
+
+def model_url(cluster: Cluster, method: str) -> str:
+    """`…/models/{model}:{method}` on AI Studio, or the Vertex AI publisher model's URL."""
     model = _model_path(cluster.model_id)
     base = cluster.base_url.rstrip("/")
     vertex: VertexTarget | None = cluster.vertex

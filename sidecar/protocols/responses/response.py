@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from astra_sidecar.sidecar.errors import UpstreamMalformedError
+from astra_sidecar.sidecar.protocols.codec import first_choice
 from astra_sidecar.sidecar.protocols.responses.tools import ToolNames
 
 Json = dict[str, Any]
@@ -114,12 +114,7 @@ def _output(message: Json, names: ToolNames) -> list[Json]:
 
 
 def response_from_completion(raw: bytes, echo: Json, names: ToolNames) -> bytes:
-    try:
-        completion = orjson.loads(raw)
-        choice = completion["choices"][0]
-        message = choice.get("message") or {}
-    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise UpstreamMalformedError("not a chat completion") from exc
+    completion, choice, message = first_choice(raw)
     body = response_object(
         new_id("resp"),
         echo,

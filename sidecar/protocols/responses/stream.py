@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from astra_sidecar.sidecar.protocols.base import Failure
+from astra_sidecar.sidecar.protocols.codec import encode_chunks
 from astra_sidecar.sidecar.protocols.responses.response import (
     function_item,
     message_item,
@@ -92,12 +93,7 @@ class ResponsesStreamEncoder:
         )  # fmt: skip
 
     def encode(self, payloads: list[bytes]) -> bytes:
-        out: list[bytes] = []
-        for payload in payloads:
-            chunk = orjson.loads(payload)
-            if isinstance(chunk, dict):
-                out.extend(self._chunk(chunk))
-        return b"".join(out)
+        return encode_chunks(payloads, self._chunk)
 
     def close(self) -> bytes:
         out = self._start()
