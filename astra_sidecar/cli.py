@@ -2,17 +2,19 @@
 
 This is the one module that knows both halves. The compiler never imports the sidecar, and the
 sidecar never imports the compiler beyond `astra_sidecar.compiler.table`: `serve` hands it the table loader,
-`astra_sidecar.compiler.loader.load_routing_table` (an astra.yml is compiled on the spot, a compiled table is
-checked; failures raise `astra_sidecar.compiler.table.TableLoadError`). The sidecar is imported only when
-`serve` runs, so the other verbs start without aiohttp and the protocol adapters.
+`astra_sidecar.table_child.load_in_child` (an astra.yml is compiled on the spot, a compiled table is
+checked, in a child process; failures raise `astra_sidecar.compiler.table.TableLoadError`). The sidecar is
+imported only when `serve` runs, so the other verbs start without aiohttp and the protocol adapters, and
+the compiler is imported only by the verbs that compile, so `serve` runs without it.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 
-from astra_sidecar.compiler.cli import (
-    COMPILER_VERBS,
+from astra_sidecar.compiler.command import (
     HELP_FORMAT,
     SubParsers,
     Verb,
@@ -20,15 +22,15 @@ from astra_sidecar.compiler.cli import (
     credential_variables,
     run_command,
 )
-from astra_sidecar.compiler.loader import load_routing_table
 
 DESCRIPTION = "Compile, lint and serve astra.yml LLM gateway configs."
 
 
 def _run_serve(args: argparse.Namespace) -> int:
     from astra_sidecar.sidecar.server import serve_main
+    from astra_sidecar.table_child import load_in_child
 
-    status: int = serve_main(args, load_routing_table)
+    status: int = serve_main(args, load_in_child)
     return status
 
 
@@ -90,9 +92,17 @@ def add_serve(verbs: SubParsers) -> None:
     serve.set_defaults(run=_run_serve)
 
 
-VERBS: tuple[Verb, ...] = (*COMPILER_VERBS, add_serve)
+def verbs_for(argv: Sequence[str]) -> tuple[Verb, ...]:
+    """The verbs the parser needs: `serve` alone when that is the command, so the serving process
+    never imports the compiler (`astra --help` and the other verbs get all of them)."""
+    if argv[:1] == ["serve"]:
+        return (add_serve,)
+    from astra_sidecar.compiler.cli import COMPILER_VERBS
+
+    return (*COMPILER_VERBS, add_serve)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the `astra` command line; returns the exit status."""
-    return run_command(build_parser(VERBS, DESCRIPTION), argv)
+    args = sys.argv[1:] if argv is None else argv
+    return run_command(build_parser(verbs_for(args), DESCRIPTION), args)

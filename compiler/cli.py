@@ -14,11 +14,20 @@ import argparse
 import os
 import sys
 import tempfile
-import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeAlias
 
+from astra_sidecar.compiler.command import (
+    EXIT_ERRORS,
+    EXIT_OK,
+    EXIT_USAGE,
+    HELP_FORMAT,
+    SubParsers,
+    Verb,
+    build_parser,
+    credential_variables,
+    run_command,
+)
 from astra_sidecar.compiler.diagnostics import (
     FORMATTERS,
     IO_CODES,
@@ -29,16 +38,7 @@ from astra_sidecar.compiler.diagnostics import (
 )
 from astra_sidecar.compiler.diff import add_parser as add_diff
 from astra_sidecar.compiler.explain import explain_agent
-from astra_sidecar.compiler.loader import CompileError, compile_file, load_routing_table
-from astra_sidecar.compiler.providers import PROVIDERS
 from astra_sidecar.compiler.table import dump_table_json
-
-Run = Callable[[argparse.Namespace], int]
-SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-#: Adds one verb's sub-parser (with `run` as its default) to the command's sub-parsers.
-Verb = Callable[[SubParsers], None]
-
-EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
 LINT_EXIT = """exit status:
   0  no errors (warnings allowed unless --strict)
@@ -46,30 +46,8 @@ LINT_EXIT = """exit status:
   2  usage error, or a file cannot be read"""
 
 
-def credential_variables() -> str:
-    """The environment variables the providers read, one per line (for the --help pages)."""
-    keys = sorted({spec.api_key_env for spec in PROVIDERS.values() if spec.api_key_env})
-    bases = sorted({spec.base_url_env for spec in PROVIDERS.values() if spec.base_url_env})
-    return "\n".join(
-        [
-            textwrap.fill(", ".join(keys), width=96, initial_indent="  ", subsequent_indent="  "),
-            "      API keys of the providers (an agent's `credentials:` may name another variable)",
-            *(f"  {name}\n      base URL of a local server when the agent has no endpoint" for name in bases),
-            "  AWS_REGION / AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE …",
-            "      Bedrock: region and botocore's credential chain",
-            "  ASTRA_GEMINI_VERTEX_AI_ENABLED, …_PROJECT, …_LOCATION, …_CREDENTIALS_FILE",
-            "      Gemini through Vertex AI (needs: pip install 'astra-sidecar[vertex]');",
-            "      GOOGLE_APPLICATION_CREDENTIALS for Application Default Credentials",
-        ]
-    )
-
-
 def _epilog(*parts: str) -> str:
     return "\n\n".join(parts)
-
-
-#: --help pages keep their line breaks (exit status and variable lists).
-HELP_FORMAT = argparse.RawDescriptionHelpFormatter
 
 
 def _status(diagnostics: Sequence[Diagnostic], *, strict: bool = False) -> int:
@@ -90,6 +68,8 @@ def _summary(diagnostics: Sequence[Diagnostic], files: int) -> str:
 
 
 def _run_lint(args: argparse.Namespace) -> int:
+    from astra_sidecar.compiler.loader import compile_file
+
     env = os.environ if args.check_env else None
     found: list[Diagnostic] = []
     for path in args.files:
@@ -166,6 +146,8 @@ def _run_compile(args: argparse.Namespace) -> int:
     if args.check and not args.output:
         sys.stderr.write("astra compile: --check needs -o OUT (the file to compare)\n")
         return EXIT_USAGE
+    from astra_sidecar.compiler.loader import compile_file
+
     table, found = compile_file(args.file)
     sys.stderr.write(format_text(found))
     if table is None:
@@ -211,6 +193,8 @@ def add_compile(verbs: SubParsers) -> None:
 
 
 def _run_explain(args: argparse.Namespace) -> int:
+    from astra_sidecar.compiler.loader import CompileError, load_routing_table
+
     try:
         table = load_routing_table(args.file)
     except CompileError as exc:
@@ -248,46 +232,6 @@ def add_explain(verbs: SubParsers) -> None:
 
 
 COMPILER_VERBS: tuple[Verb, ...] = (add_lint, add_compile, add_explain, add_diff)
-
-
-class _Version(argparse.Action):
-    """--version, looking the version up only when asked (importlib.metadata is slow to import)."""
-
-    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
-        from importlib import metadata
-
-        try:
-            version = metadata.version("astra-sidecar")
-        except metadata.PackageNotFoundError:
-            version = "unknown (not installed)"
-        sys.stdout.write(f"astra {version}\n")
-        parser.exit()
-
-
-def build_parser(verbs: Sequence[Verb], description: str) -> argparse.ArgumentParser:
-    """The `astra` parser with `--version` and one sub-command per verb."""
-    parser = argparse.ArgumentParser(
-        prog="astra",
-        description=description,
-        epilog="exit status: 0 success; 1 errors in the input; 2 usage or I/O errors.\n"
-        "Each command's --help lists its arguments, exit status and environment variables.",
-        formatter_class=HELP_FORMAT,
-    )
-    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in verbs:
-        add(commands)
-    return parser
-
-
-def run_command(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
-    """Parse `argv` and run the chosen verb; returns the exit status."""
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits on --help, --version and usage errors
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    run: Run = args.run
-    return run(args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,6 @@ at the value; an empty value points at its key.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -133,6 +132,8 @@ _ONE_LINE = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, 0x85)} | {0x2028: "\
 
 def suggestion(word: str, candidates: Iterable[str]) -> str:
     """ "; did you mean 'x'?" for the closest candidate, or ""."""
+    import difflib  # only when a suggestion is made: the sidecar imports this module too
+
     match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f"; did you mean '{match[0]}'?" if match else ""
 

@@ -26,10 +26,12 @@ import json
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from astra_sidecar.compiler.diff_sides import DiffInputError, Side, load_side
 from astra_sidecar.compiler.table import Json
+
+if TYPE_CHECKING:  # loading a side compiles astra.yml: imported when `astra diff` runs
+    from astra_sidecar.compiler.diff_sides import Side
 
 EXIT_SAME, EXIT_CHANGED, EXIT_TROUBLE = 0, 1, 2
 
@@ -333,6 +335,8 @@ FORMATS = {"text": format_text, "json": format_json}
 
 def run(args: argparse.Namespace) -> int:
     """`astra diff`: print the comparison; 0 same routes, 1 changes, 2 trouble."""
+    from astra_sidecar.compiler.diff_sides import DiffInputError, load_side
+
     try:
         old, new = load_side(args.old), load_side(args.new)
     except DiffInputError as exc:

@@ -196,16 +196,24 @@ def read_table_json(raw: bytes, data: Json, name: str) -> Json:
 def load_routing_table(path: str) -> RoutingTable:
     """The frozen table from an astra.yml (compiled now) or a compiled routing-table JSON file.
 
-    Raises CompileError (with diagnostics) when the file cannot be read or has errors; passed
-    to the sidecar as its table loader (`astra_sidecar.cli`).
+    Raises CompileError (with diagnostics) when the file cannot be read or has errors.
+    """
+    return table_from_json(load_table_json(path))
+
+
+def load_table_json(path: str) -> Json:
+    """The routing-table document of an astra.yml (compiled now) or a compiled routing-table JSON
+    file, checked; what `astra serve`'s compiler process hands the sidecar (`astra_sidecar.table_child`).
+
+    Raises CompileError (with diagnostics) when the file cannot be read or has errors.
     """
     raw, problems = read_source(path)
     if raw is None:
         raise CompileError(problems)
     data = as_table_json(raw)
     if data is not None:
-        return table_from_json(read_table_json(raw, data, path))
+        return read_table_json(raw, data, path)
     result = compile_source(raw, path)
     if result.table is None:
         raise CompileError(result.diagnostics)
-    return table_from_json(result.table)
+    return result.table

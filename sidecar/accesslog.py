@@ -109,9 +109,16 @@ class AccessRecord:
         sink.write(self.line())
 
     def line(self) -> bytes:
-        record = {"ts": round(time.time(), 3), **{k: getattr(self, k) for k in self.__slots__}}
-        if record["error_code"] is None and self.status >= 400:  # e.g. a body refused by validation
-            record["error_code"] = _STATUS_CODES.get(self.status, f"http_{self.status}")
+        error_code = self.error_code
+        if error_code is None and self.status >= 400:  # e.g. a body refused by validation
+            error_code = _STATUS_CODES.get(self.status, f"http_{self.status}")
+        record = {
+            "ts": round(time.time(), 3), "request_id": self.request_id, "route": self.route,
+            "method": self.method, "path": self.path, "agent": self.agent, "provider": self.provider,
+            "status": self.status, "attempts": self.attempts, "stream": self.stream,
+            "latency_ms": self.latency_ms, "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens, "error_code": error_code,
+        }  # fmt: skip
         return orjson.dumps({k: v for k, v in record.items() if v is not None})
 
 

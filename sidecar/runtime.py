@@ -200,7 +200,7 @@ def build_runtime(table: RoutingTable, shared: SharedState) -> Runtime:
             )
         clusters[key] = ClusterRuntime(
             cluster=resolved,
-            adapter=registry.ADAPTERS[cluster.wire],
+            adapter=registry.load_cluster(resolved),
             transport=shared.transport_for(cluster),
             credentials=credentials,
             breaker=shared.breaker_for(cluster),

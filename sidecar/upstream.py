@@ -35,11 +35,17 @@ from astra_sidecar.sidecar.limits import DEFAULT_LIMITS, Limits
 from astra_sidecar.sidecar.protocols.base import UpstreamRequest
 from astra_sidecar.sidecar.upstream_body import ACCEPT_ENCODING, FrameWatch, SseWatch, inflater_for
 
+#: What upstreams see of the sidecar: its name, no version.
+USER_AGENT = "astra-sidecar"
 _RETIRE_POLL_S = 0.05
 _RETIRE_MAX_S = 300.0
+#: What aiohttp buffers of an answer before it stops reading the socket (twice this, its
+#: high-water mark). A stream whose client stalled held 1.8 MiB with aiohttp's 256 KiB, 1.0 MiB
+#: with this; streams under it never reach the mark (docs/hardening.md, "Backpressure").
+READ_BUFSIZE = 128 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: a frozen one costs 4x to build
 class AttemptTimeouts:
     connect_s: float
     idle_s: float
@@ -53,6 +59,10 @@ class UpstreamResponse(Protocol):
     async def read(self) -> bytes: ...
 
     def chunks(self) -> AsyncIterator[bytes]: ...
+
+    def ended(self) -> bool:
+        """The whole body has arrived: reading the rest never waits for the upstream."""
+        ...
 
 
 class Transport(Protocol):
@@ -115,7 +125,9 @@ class _Exchange:
                 _url(request.url),
                 data=request.body,
                 headers=request.headers,
-                timeout=_client_timeout(self._timeouts.connect_s, self._timeouts.idle_s),
+                timeout=_client_timeout(
+                    self._timeouts.connect_s, self._timeouts.idle_s if request.stream else None
+                ),
                 allow_redirects=False,
             )
         except (aiohttp.ClientError, OSError) as exc:
@@ -149,16 +161,45 @@ class _Exchange:
         limits = self._timeouts.limits
         error = self.status >= 300
         limit = limits.max_error_body_bytes if error else limits.max_answer_bytes
+        if self._is_plain():  # the usual answer: read as it comes, no decoding to do
+            parts, size = await self._read_plain(limit)
+        else:
+            parts, size = [], 0
+            async for data in self._decoded(limit if error else limit + 1):
+                parts.append(data)
+                size += len(data)
+                if size > limit:
+                    break
+        if size > limit:
+            if not error:
+                raise UpstreamTooLargeError(f"an answer larger than {limit} bytes")
+            return b"".join(parts)[:limit]
+        return b"".join(parts)
+
+    def _is_plain(self) -> bool:
+        """Neither compressed nor a stream format whose lines or frames are watched."""
+        headers = self.headers
+        return "Content-Encoding" not in headers and _watch_for(headers.get("Content-Type", ""), DEFAULT_LIMITS) is None
+
+    async def _read_plain(self, limit: int) -> tuple[list[bytes], int]:
+        """The reads of a plain body, until its end or the first one past `limit`."""
+        assert self._response is not None
+        stream = self._response.content
         parts: list[bytes] = []
         size = 0
-        async for data in self._decoded(limit if error else limit + 1):
+        while size <= limit:
+            try:
+                data = await stream.readany()
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise _network_error(exc) from exc
+            if not data:
+                break
             parts.append(data)
             size += len(data)
-            if size > limit:
-                if not error:
-                    raise UpstreamTooLargeError(f"an answer larger than {limit} bytes")
-                return b"".join(parts)[:limit]
-        return b"".join(parts)
+        return parts, size
+
+    def ended(self) -> bool:
+        return self._response is not None and self._response.content.is_eof()
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives, decoded; a stream over `maxAnswerBytes` in all is refused."""
@@ -215,9 +256,10 @@ def _url(url: str) -> URL:
 
 
 @functools.lru_cache(maxsize=64)
-def _client_timeout(connect_s: float, idle_s: float) -> aiohttp.ClientTimeout:
-    """Connect, and the longest silence between two reads (aiohttp's own per-read timer, which is
-    cheaper than a timer per chunk); the attempt and the deadline are bounded by the caller."""
+def _client_timeout(connect_s: float, idle_s: float | None) -> aiohttp.ClientTimeout:
+    """Connect, and for a stream the longest silence between two reads (`streamIdleMs`, aiohttp's
+    own per-read timer, which is cheaper than a timer per chunk); the attempt (`attemptMs`, which
+    alone bounds a whole answer) and the deadline are bounded by the caller."""
     return aiohttp.ClientTimeout(total=None, sock_connect=connect_s, sock_read=idle_s)
 
 
@@ -239,7 +281,7 @@ class HttpTransport:
 
     def _session_for(self, cluster: Cluster, limits: Limits) -> _PooledSession:
         pooled = self._pools.get(cluster.key)
-        if pooled is not None and pooled.limits != limits:
+        if pooled is not None and pooled.limits is not limits and pooled.limits != limits:
             # A reload changed the limits: header limits live in the pool's parser settings.
             self._retire(self._pools.pop(cluster.key))
             pooled = None
@@ -251,12 +293,13 @@ class HttpTransport:
                 cookie_jar=aiohttp.DummyCookieJar(),
                 # Decoded here, in bounded pieces (see astra_sidecar.sidecar.upstream_body).
                 auto_decompress=False,
-                headers={"Accept-Encoding": ACCEPT_ENCODING},
-                skip_auto_headers=("User-Agent",),
+                # Set once here: cheaper than skipping aiohttp's own (which names its version).
+                headers={"Accept-Encoding": ACCEPT_ENCODING, "User-Agent": USER_AGENT},
                 timeout=aiohttp.ClientTimeout(total=None),
                 max_headers=limits.max_headers,
                 max_line_size=limits.max_header_bytes,
                 max_field_size=limits.max_header_bytes,
+                read_bufsize=READ_BUFSIZE,
             )
             pooled = self._pools[cluster.key] = _PooledSession(session, limits)
         return pooled

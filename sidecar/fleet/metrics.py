@@ -5,7 +5,7 @@ quota_usage_total{agent,kind}                    units charged: requests, input_
 quota_state_errors_total{op}                     Redis calls that failed (admit, settle)
 quota_state_seconds{op}                          Redis call latency
 quota_state_available                            1 while the shared state answers, 0 while it does not
-background_failures_total{task}                  settlements that could not be written
+background_failures_total{task}                  lost background writes: quota_settle, response_store
 pool_selections_total{agent,pool,member}         attempts sent to each pool member (pool: primary, fallback1, …)
 pool_skips_total{agent,pool,member,reason}       members passed over: breaker_open
 breaker_state_errors_total{op}                   shared-breaker calls to Redis that failed (read, record)

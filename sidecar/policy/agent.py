@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 _TIME_VARIABLES = frozenset({"date", "now"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: a frozen one costs 4x to build
 class Prepared:
     """A body after the per-request policy, and the request tools it removed."""
 

@@ -9,10 +9,11 @@ the first chunk of a stream are the same for all. A failure is an `UpstreamError
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from astra_sidecar.sidecar import large_json
 from astra_sidecar.sidecar.errors import UpstreamStatusError, without_credentials
 from astra_sidecar.sidecar.protocols.base import Body, Completion, StreamTranslator, UpstreamRequest
 from astra_sidecar.sidecar.protocols.codec import StreamWatch
@@ -23,7 +24,7 @@ if TYPE_CHECKING:  # types only: the runtime imports the protocol registry
     from astra_sidecar.sidecar.runtime import ClusterRuntime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: a frozen one costs 4x to build
 class BuiltAttempt:
     """One attempt's upstream request, and how to read its answer: `native` answers go back to
     the client as they are; the others are OpenAI bytes from the cluster's adapter."""
@@ -59,7 +60,13 @@ class OpenStream:
     first: list[bytes]
     first_raw: bytes
     chunks: AsyncIterator[bytes]
-    exits: contextlib.AsyncExitStack
+    #: The upstream exchange, left (`close`) when the stream ends.
+    exchange: contextlib.AbstractAsyncContextManager[UpstreamResponse]
+    #: True once the upstream's whole stream has arrived: the rest is relayed without waiting.
+    ended: Callable[[], bool]
+
+    async def close(self) -> None:
+        await self.exchange.__aexit__(None, None, None)
 
     @property
     def native(self) -> bool:
@@ -89,7 +96,8 @@ async def whole_answer(
         if response.status >= 300:
             raise await upstream_failure(cluster, response, built.request)
         raw = await response.read()
-    completion = shape.parse(cluster, built, raw)
+    with await large_json.known_answer(raw):  # a large answer is parsed in slices, once
+        completion = shape.parse(cluster, built, raw)
     permit.success()
     return completion, built.native
 
@@ -99,23 +107,21 @@ async def first_events(
 ) -> OpenStream:
     """Opens a stream at one cluster and reads until its first event is there."""
     built = await shape.build(cluster)
-    exits = contextlib.AsyncExitStack()
+    exchange = cluster.transport.open(cluster.cluster, built.request, timeouts)
+    response = await exchange.__aenter__()
     try:
-        response = await exits.enter_async_context(
-            cluster.transport.open(cluster.cluster, built.request, timeouts)
-        )
         if response.status >= 300:
             raise await upstream_failure(cluster, response, built.request)
         chunks = response.chunks()
         if built.native:
             watch = shape.watch(cluster, built)
             raw = await _first_watched(chunks, watch)
-            return OpenStream(cluster, permit, None, watch, [], raw, chunks, exits)
+            return OpenStream(cluster, permit, None, watch, [], raw, chunks, exchange, response.ended)
         translator = shape.translator(cluster, built)
         first, raw = await _first_translated(chunks, translator)
-        return OpenStream(cluster, permit, translator, None, first, raw, chunks, exits)
+        return OpenStream(cluster, permit, translator, None, first, raw, chunks, exchange, response.ended)
     except BaseException:
-        await exits.aclose()
+        await exchange.__aexit__(None, None, None)
         raise
 
 

@@ -82,7 +82,7 @@ class Deadline:
         return left
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: a frozen one costs 4x to build
 class Plan:
     """One request's plan: the agent (its clusters, retry policy and timeouts) and the deadline."""
 
@@ -93,7 +93,7 @@ class Plan:
     metrics: Metrics
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: a frozen one costs 4x to build
 class Outcome(Generic[T]):
     """How a plan ended: `value` when a cluster answered, else the `error` the caller gets."""
 
@@ -116,10 +116,15 @@ class Outcome(Generic[T]):
 class _Tally:
     attempts: int = 0
     failures: list[Failure] = field(default_factory=list)
+    #: False for streams: the attempt that opened one is counted when the stream ends.
+    count_success: bool = True
 
 
-async def run_plan(plan: Plan, attempt: Attempt[T]) -> Outcome[T]:
-    tally = _Tally()
+async def run_plan(plan: Plan, attempt: Attempt[T], *, stream: bool = False) -> Outcome[T]:
+    """Runs the plan. With `stream`, the attempt that produced the first events is left for the
+    caller to count when the stream ends (`report_stream_end`): a stream cut after its first byte
+    counts as the failure that cut it, not as `ok`."""
+    tally = _Tally(count_success=not stream)
     try:
         value, served_by, member = await _walk(plan, attempt, tally)
     except AstraError as exc:
@@ -231,7 +236,8 @@ async def _attempt_once(
         raise
     finally:
         plan.metrics.upstream_seconds.labels(provider).observe(max(0.0, plan.clock.now() - started))
-    plan.metrics.attempts.labels(agent_id, provider, "ok").inc()
+    if tally.count_success:
+        plan.metrics.attempts.labels(agent_id, provider, "ok").inc()
     return result
 
 
@@ -315,9 +321,29 @@ def _falls_back(exc: AstraError, cluster: ClusterRuntime) -> bool:
     return not (status in (401, 403) and cluster.cluster.credentials.mode == "passthrough")
 
 
-def report_stream_end(permit: Permit, failure: Failure | None) -> None:
-    """Tells the breaker how a stream that reached the client ended."""
+def report_stream_end(plan: Plan, cluster: ClusterRuntime, permit: Permit, failure: Failure | None) -> None:
+    """Tells the breaker how a stream that reached the client ended, and counts its attempt."""
+    count_stream_attempt(plan, cluster, failure)
     if failure is None:
         permit.success()
     else:
         _report(permit, failure)
+
+
+def count_stream_attempt(plan: Plan, cluster: ClusterRuntime, failure: Failure | None) -> None:
+    """The attempt of a stream (`run_plan(..., stream=True)`), counted by how the stream ended:
+    `ok`, or the outcome of the failure after the first byte (a cut or a timeout is `network`, as
+    before the first byte)."""
+    label = "ok" if failure is None else _STREAM_OUTCOMES.get(failure.code or "", "error")
+    plan.metrics.attempts.labels(plan.agent.agent.id, cluster.cluster.provider, label).inc()
+
+
+#: A stream's failure by its code (mid-stream errors all arrive as `UpstreamStreamError`s).
+_STREAM_OUTCOMES = {
+    "upstream_timeout": "network",
+    "upstream_unreachable": "network",
+    "deadline_exceeded": "network",
+    "upstream_malformed": "malformed",
+    "upstream_too_large": "too_large",
+    "upstream_refused": "too_large",
+}

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from astra_sidecar.sidecar import large_json
 from astra_sidecar.sidecar.accesslog import AccessRecord
 from astra_sidecar.sidecar.app_keys import STATE
 from astra_sidecar.sidecar.errors import ClientError
@@ -34,6 +35,13 @@ def request_id(request: web.Request) -> str:
     return given if given and _SAFE_REQUEST_ID.match(given) else os.urandom(12).hex()
 
 
+async def _read_within(request: web.Request, timeout_s: float) -> bytes:
+    if request.content.is_eof():  # it came with its head (most bodies do): nothing can wait
+        return await request.read()
+    async with asyncio.timeout(timeout_s):
+        return await request.read()
+
+
 async def read_json(request: web.Request, max_bytes: int) -> Any:
     """The parsed JSON body, or a ClientError (413 too large, 400 not JSON, 408 slower than
     `limits.clientBodyTimeoutMs`)."""
@@ -42,8 +50,7 @@ async def read_json(request: web.Request, max_bytes: int) -> Any:
         raise ClientError(413, f"request body is larger than {max_bytes} bytes", code="request_too_large")
     timeout_ms = request.app[STATE].runtime.limits.client_body_timeout_ms
     try:
-        async with asyncio.timeout(timeout_ms / 1000.0):
-            raw = await request.read()
+        raw = await _read_within(request, timeout_ms / 1000.0)
     except TimeoutError as exc:
         raise ClientError(
             408,
@@ -63,28 +70,16 @@ async def read_json(request: web.Request, max_bytes: int) -> Any:
     if not raw:
         raise ClientError(400, "request body is empty; send a JSON object", code="invalid_json")
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ClientError(
-            400, f"request body is not valid JSON: {exc.msg} at position {exc.pos}", code="invalid_json"
-        ) from exc
-    if raw.count(b"[") + raw.count(b"{") > MAX_NESTING and nesting_exceeds(body, MAX_NESTING):
+        # A large body is parsed in slices, with turns of the loop between them (large_json).
+        return await large_json.loads(raw, max_depth=MAX_NESTING)
+    except large_json.TooDeepError as exc:
         raise ClientError(
             400, f"request body is nested more than {MAX_NESTING} levels deep", code="invalid_json"
-        )
-    return body
-
-
-def nesting_exceeds(value: Any, limit: int) -> bool:
-    """True when objects and arrays nest more than `limit` levels deep (checked without recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, dict | list) else []
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
+        ) from exc
+    except orjson.JSONDecodeError as exc:
+        raise ClientError(
+            400, f"request body is not valid JSON: {large_json.describe(exc)}", code="invalid_json"
+        ) from exc
 
 
 def outcome_headers(outcome: Outcome[Any] | None) -> dict[str, str]:

@@ -27,10 +27,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from astra_sidecar.compiler.table import Cluster
 from astra_sidecar.sidecar.errors import ClientError, DeadlineExceededError
-from astra_sidecar.sidecar.protocols.anthropic.count import COUNTER as ANTHROPIC
+from astra_sidecar.sidecar.protocols import registry
 from astra_sidecar.sidecar.protocols.base import AuthMaterial, Body, UpstreamRequest
-from astra_sidecar.sidecar.protocols.bedrock.count import COUNTER as BEDROCK
-from astra_sidecar.sidecar.protocols.gemini.count import COUNTER as GEMINI
 from astra_sidecar.sidecar.protocols.openai.policy_access import ACCESS as OPENAI_ACCESS
 from astra_sidecar.sidecar.protocols.openai.validate import check_chat_body
 from astra_sidecar.sidecar.resilience.attempt import upstream_failure
@@ -51,7 +49,8 @@ class TokenCounter(Protocol):
         ...
 
 
-COUNTERS: dict[str, TokenCounter] = {"anthropic": ANTHROPIC, "gemini": GEMINI, "bedrock": BEDROCK}
+#: Wire format → its count API, imported with the adapter (`registry.load_cluster`).
+COUNTERS: Mapping[str, TokenCounter] = registry.COUNTERS
 
 
 def chat_agent(runtime: Runtime, agent_id: str) -> AgentRuntime:

@@ -11,9 +11,7 @@ Every request is counted in the metrics and gets one access line, as in `serving
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
-from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -23,8 +21,8 @@ from astra_sidecar.sidecar.app_keys import STATE
 from astra_sidecar.sidecar.errors import AstraError, ClientError
 from astra_sidecar.sidecar.fleet.quota import Ticket, refusal_headers
 from astra_sidecar.sidecar.policy.context import fit_plan
+from astra_sidecar.sidecar.protocols import registry
 from astra_sidecar.sidecar.protocols.base import Usage
-from astra_sidecar.sidecar.protocols.bedrock.embeddings import COHERE, TITAN
 from astra_sidecar.sidecar.protocols.codec import RequestSize
 from astra_sidecar.sidecar.protocols.embedding import (
     Embedder,
@@ -34,8 +32,6 @@ from astra_sidecar.sidecar.protocols.embedding import (
     UpstreamAnswer,
     bad_input,
 )
-from astra_sidecar.sidecar.protocols.gemini.embeddings import EMBEDDER as GEMINI
-from astra_sidecar.sidecar.protocols.openai.embeddings import EMBEDDER as OPENAI
 from astra_sidecar.sidecar.protocols.openai.embeddings import KNOWN_FIELDS
 from astra_sidecar.sidecar.resilience.attempt import upstream_failure
 from astra_sidecar.sidecar.resilience.breaker import Permit
@@ -46,11 +42,6 @@ from astra_sidecar.sidecar.upstream import AttemptTimeouts
 
 if TYPE_CHECKING:  # types only: the runtime imports the protocol registry
     from astra_sidecar.sidecar.runtime import AgentRuntime, ClusterRuntime
-
-#: Request format (`Cluster.embedding.format`) → its embedder.
-EMBEDDERS: Mapping[str, Embedder] = MappingProxyType(
-    {"openai": OPENAI, "gemini": GEMINI, "titan": TITAN, "cohere": COHERE}
-)
 
 EMBEDDING_KIND = "embedding"
 
@@ -71,7 +62,7 @@ def kind_mismatch(agent_id: str, kind: str) -> ClientError:
 
 def _embedder(cluster: ClusterRuntime) -> Embedder:
     rules = cluster.cluster.embedding
-    embedder = EMBEDDERS.get(rules.format) if rules is not None else None
+    embedder = registry.EMBEDDERS.get(rules.format) if rules is not None else None
     if embedder is None:  # the compiler gives every cluster of an embedding agent its rules
         raise ClientError(500, f"cluster {cluster.cluster.key} has no embeddings API", code="internal_error")
     return embedder

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import socket
 import struct
 import termios
@@ -36,16 +37,21 @@ from astra_sidecar.sidecar.protocols.base import Failure
 from astra_sidecar.sidecar.protocols.codec import StreamEncoder
 from astra_sidecar.sidecar.resilience.attempt import OpenStream, first_events
 from astra_sidecar.sidecar.resilience.breaker import Permit
-from astra_sidecar.sidecar.resilience.plan import Deadline, report_stream_end, run_plan
+from astra_sidecar.sidecar.resilience.plan import Deadline, count_stream_attempt, report_stream_end, run_plan
 from astra_sidecar.sidecar.serving.responses import error_response
 
 if TYPE_CHECKING:
-    from astra_sidecar.sidecar.runtime import ClusterRuntime
     from astra_sidecar.sidecar.serving.flow import Exchange
 
 
 class _Relay:
-    """Writes one opened stream to the client in the caller's format."""
+    """Writes one opened stream to the client in the caller's format.
+
+    When the upstream's whole stream has already arrived by the time its first event is read (a
+    short answer), what it becomes is held and goes out with the end of the response in one
+    write, as long as it stays under `HELD_MAX` and the client's buffer is empty: that write,
+    headers included, stays under the high-water mark, so it cannot wait for the client. Otherwise every event is written as it comes, under a
+    `_StallWatch`, created at the first such write."""
 
     def __init__(
         self,
@@ -53,16 +59,48 @@ class _Relay:
         opened: OpenStream,
         encoder: StreamEncoder,
         guard: StreamGuard | None,
-        watch: _StallWatch,
+        stall: tuple[asyncio.Transport | None, float],
     ) -> None:
         self._response = response
         self._opened = opened
         self._encoder = encoder
         self._guard = guard
-        self._watch = watch
+        self._stall = stall
+        self._watch: _StallWatch | None = None
+        transport = stall[0]
+        idle = transport is None or transport.get_write_buffer_size() == 0
+        self._held: list[bytes] | None = [] if idle and opened.ended() else None
+        self._held_size = 0
+
+    @property
+    def stalled(self) -> bool:
+        return self._watch is not None and self._watch.stalled
+
+    def _stall_watch(self) -> _StallWatch:
+        if self._watch is None:
+            self._watch = _StallWatch(*self._stall)
+        return self._watch
 
     async def write(self, data: bytes) -> None:
-        await self._watch.write(self._response, data)
+        held = self._held
+        if held is not None:
+            held.append(data)
+            self._held_size += len(data)
+            if self._held_size <= HELD_MAX:
+                return
+            data, self._held = b"".join(held), None  # too much to hold: relay it as it comes
+        await self._stall_watch().write(self._response, data)
+
+    async def end(self) -> None:
+        """The end of the response, with what is held."""
+        if self._held is not None:
+            await self._response.write_eof(b"".join(self._held))
+            return
+        await self._stall_watch().write_eof(self._response)
+
+    def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
 
     def _close(self) -> bytes:
         if self._opened.native:
@@ -85,14 +123,19 @@ class _Relay:
         """Relays to the end. Returns the failure that ended the stream early, if any, and whether
         the client already has it (a native stream relays the upstream's own error event)."""
         try:
+            if self._held is not None:  # it has all arrived: relayed without a timer, nothing waits
+                return await self._relay_rest()
             async with asyncio.timeout(max(0.001, deadline.remaining())):
-                if self._opened.watch is not None:
-                    return await self._rest_native()
-                await self._rest_translated()
+                return await self._relay_rest()
         except UpstreamError as exc:
             return exc.failure, False
         except TimeoutError:
             return DeadlineExceededError(deadline.timeout_ms).failure, False
+
+    async def _relay_rest(self) -> tuple[Failure | None, bool]:
+        if self._opened.watch is not None:
+            return await self._rest_native()
+        await self._rest_translated()
         return None, False
 
     async def _rest_native(self) -> tuple[Failure | None, bool]:
@@ -136,6 +179,8 @@ WRITE_BUFFER_HIGH = 64 * 1024
 WRITE_BUFFER_LOW = 16 * 1024
 WRITE_PIECE = 64 * 1024
 MAX_QUEUED = WRITE_BUFFER_HIGH + 64 * 1024 + WRITE_PIECE
+#: The most a short answer's stream holds to send in one write with its end (`_Relay`).
+HELD_MAX = WRITE_BUFFER_HIGH // 2
 SEND_BUFFER = 128 * 1024
 #: Relaying hands the loop back after this many bytes, fed to translators in pieces this large.
 TURN_BYTES = 16 * 1024
@@ -267,12 +312,8 @@ def _unacknowledged(transport: asyncio.Transport) -> int:
 
 
 async def serve_stream(request: web.Request, exchange: Exchange, record: AccessRecord) -> web.StreamResponse:
-    timeouts = exchange.timeouts()
-
-    async def attempt(cluster: ClusterRuntime, permit: Permit) -> OpenStream:
-        return await first_events(exchange.shape, cluster, permit, timeouts)
-
-    outcome = await run_plan(exchange.plan, attempt)
+    attempt = functools.partial(first_events, exchange.shape, timeouts=exchange.timeouts())
+    outcome = await run_plan(exchange.plan, attempt, stream=True)
     record.attempts = outcome.attempts
     headers = exchange.headers(record, outcome)
     if outcome.error is not None:
@@ -287,38 +328,42 @@ async def serve_stream(request: web.Request, exchange: Exchange, record: AccessR
     )
     record.status = 200
     guard = _stream_guard(exchange, record, opened)
-    watch = _StallWatch(request.transport, exchange.limits.client_stall_ms / 1000.0)
-    relay = _Relay(response, opened, exchange.codec.stream_encoder(exchange.call), guard, watch)
+    stall = (request.transport, exchange.limits.client_stall_ms / 1000.0)
+    relay = _Relay(response, opened, exchange.codec.stream_encoder(exchange.call), guard, stall)
+    reported = False
     try:
         await response.prepare(request)
         await relay.first()
         metrics, clock = exchange.plan.metrics, exchange.plan.clock
         metrics.ttft_seconds.labels(exchange.agent.agent.id).observe(max(0.0, clock.now() - exchange.started))
         failure, relayed = await relay.rest(exchange.plan.deadline)
-        report_stream_end(opened.permit, failure)
+        report_stream_end(exchange.plan, opened.cluster, opened.permit, failure)
+        reported = True
         if failure is not None:
             record.error_code = failure.code
             if not relayed:
                 await relay.write(exchange.codec.stream_error(failure))
-        await watch.write_eof(response)
+        await relay.end()
     except asyncio.CancelledError:
-        _client_gone(exchange, record, opened.permit, watch)
+        _client_gone(exchange, record, opened.permit, relay.stalled)
         raise
     except ConnectionError:
         # The client went away mid-stream (before its handler was cancelled: a reset while a
         # write waited is aiohttp's `ConnectionError`), or was cut for stalling: nothing more
         # can reach it, so this is no error for the guard to log.
-        _client_gone(exchange, record, opened.permit, watch)
+        _client_gone(exchange, record, opened.permit, relay.stalled)
     finally:
-        watch.stop()
-        await opened.exits.aclose()
+        if not reported:  # the client went away (or stalled): the upstream's attempt went well
+            count_stream_attempt(exchange.plan, opened.cluster, None)
+        relay.stop()
+        await opened.close()
         exchange.count_usage(record, opened.usage_source.usage)
     return response
 
 
-def _client_gone(exchange: Exchange, record: AccessRecord, permit: Permit, watch: _StallWatch) -> None:
+def _client_gone(exchange: Exchange, record: AccessRecord, permit: Permit, stalled: bool) -> None:
     """The stream ended on the client's side: it went away, or stalled and was cut."""
     permit.release()
-    record.error_code = "client_stalled" if watch.stalled else "client_disconnected"
-    if watch.stalled:
+    record.error_code = "client_stalled" if stalled else "client_disconnected"
+    if stalled:
         exchange.plan.metrics.client_stalls.labels(exchange.agent.agent.id).inc()

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from astra_sidecar.compiler.cli import main as compiler_main
-from astra_sidecar.compiler.loader import load_routing_table
 from astra_sidecar.compiler.table import RoutingTable, dump_table_json
+from astra_sidecar.table_child import load_in_child
 from tests.compiler.helpers import Cli, Write
 
 TableLoader = Callable[[str], RoutingTable]
@@ -263,7 +263,7 @@ def test_explain_invalid_config(cli: Cli, write: Write) -> None:
     assert (result.code, result.err) == (1, f"{path}:4:11: error AST103 agents[0].tier: expected a string, got a list\n")
 
 
-def test_serve_hands_over_to_the_sidecar_with_the_compilers_loader(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_hands_over_to_the_sidecar_with_the_child_process_loader(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[Namespace, TableLoader]] = []
     fake = types.ModuleType("astra_sidecar.sidecar.server")
 
@@ -276,7 +276,7 @@ def test_serve_hands_over_to_the_sidecar_with_the_compilers_loader(cli: Cli, mon
     assert cli("serve", "astra.yml", "--port", "9000", "--workers", "2").code == 7
     ((args, load),) = seen
     assert (args.config, args.host, args.port, args.workers) == ("astra.yml", None, 9000, 2)
-    assert load is load_routing_table
+    assert load is load_in_child
 
 
 def test_the_compiler_verbs_alone_have_no_serve(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,7 +1,7 @@
 """The hostile-client drill: slowloris (request heads sent a byte at a time), slow bodies, slow
 readers (streams never read, on a small receive buffer), 2,000 idle connections, 10,000 distinct
-bogus model names and log-injection strings, while a healthy mock agent on the same sidecar is
-probed (tests.drills.hostile_rig).
+bogus model names, log-injection strings and valid 8 MiB bodies several at once, while a healthy
+mock agent on the same sidecar is probed (tests.drills.hostile_rig).
 
     .venv/bin/python -m tests.drills.hostile_client [--scale 10] [--report out/x.json]
 
@@ -9,8 +9,9 @@ The sidecar (its own process, tests.drills.hostile_sidecar) has 1 s client bound
 (`clientHeaderTimeoutMs`, `clientBodyTimeoutMs`, `clientStallMs`), so each attack ends within
 seconds. What counts as lost, per phase: a slowloris or idle connection the sidecar did not close
 in time, a slow body not answered 408, a stalled reader not cut, a bogus model not answered 404
-`model_not_found`, an injection request not answered 4xx; and, after the drill, a metric label
-set that a client's string added, or an access line that is not one valid JSON object.
+`model_not_found`, an injection request not answered 4xx, a large body not answered 200; and,
+after the drill, a metric label set that a client's string added, or an access line that is not
+one valid JSON object.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ class ClientDrillConfig:
     idle: int = 2000
     bogus_models: int = 10_000
     injection_rounds: int = 10
+    #: Valid 8 MiB chat bodies (a long conversation of small messages), sent this many at once...
+    large_bodies: int = 4
+    #: ... this many times.
+    large_rounds: int = 2
 
 
 def astra_yml(upstream: HostileUpstream) -> str:
@@ -60,6 +65,7 @@ settings:
 agents:
   {PROBE_AGENT}: {{model: {{provider: mock, modelId: probe}}}}
   endless: {{model: {{provider: vllm, modelId: m, endpoint: "{upstream.url("endless-stream")}"}}}}
+  large: {{model: {{provider: vllm, modelId: m, endpoint: "{upstream.url("good")}"}}}}
 """
 
 
@@ -184,6 +190,29 @@ async def _injections(child: Child, rounds: int, record: Phase) -> None:
                     record.count(f"{r.status}", 400 <= r.status < 500)
 
 
+def large_body(size: int = 8_000_000) -> bytes:
+    """A valid chat body of about `size` bytes (under the 8 MiB `maxBodyBytes`): small messages."""
+    turn = {"role": "user", "content": "a short message of a long conversation, é"}
+    count = size // (len(json.dumps(turn)) + 2)
+    return json.dumps({"model": "large", "messages": [turn] * count}).encode()
+
+
+async def _large_bodies(child: Child, config: ClientDrillConfig, record: Phase) -> None:
+    body = await asyncio.to_thread(large_body)
+    record.notes["body_bytes"] = len(body)
+    async with aiohttp.ClientSession() as http:
+
+        async def one() -> None:
+            async with http.post(
+                child.url + CHAT, data=body, headers={"Content-Type": "application/json"}
+            ) as r:
+                await r.read()
+            record.count("200" if r.status == 200 else f"status {r.status}", r.status == 200)
+
+        for _ in range(config.large_rounds):
+            await asyncio.gather(*(one() for _ in range(config.large_bodies)))
+
+
 def _access_lines_problems(path: Path) -> tuple[int, int]:
     """(access lines, lines that are not one JSON object without raw control characters)."""
     lines = path.read_bytes().split(b"\n")[:-1]
@@ -215,6 +244,9 @@ async def _attacks(child: Child, config: ClientDrillConfig) -> list[Phase]:
     phases.append(record)
     async with phase(child, "log-injection") as record:
         await _injections(child, config.injection_rounds, record)
+    phases.append(record)
+    async with phase(child, "large-json-bodies") as record:
+        await _large_bodies(child, config, record)
     phases.append(record)
     return phases
 
@@ -250,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path)
     args = parser.parse_args(argv)
     n = args.scale
-    config = ClientDrillConfig(100 * n, 20 * n, 10 * n, 2000, 10_000, 10 * n)
+    config = ClientDrillConfig(100 * n, 20 * n, 10 * n, 2000, 10_000, 10 * n, 8, 2 * n)
     report = asyncio.run(run_client_drill(config))
     print(summary(report))
     print(f"access lines {report['access_lines']}")

@@ -1,8 +1,8 @@
 """The hostile-client drill at CI size (tests/drills/hostile_client.py; `scripts/hostile-drill`
 is the long run): slowloris, slow bodies and idle connections closed by their bounds, stalled
 readers cut, 10,000 bogus model names answered 404 without a new metric label, log-injection
-strings kept inside one JSON access line each; the healthy probe agent never waiting behind the
-attack, the sidecar's loop never blocked, and its fds and tasks back where they were."""
+strings kept inside one JSON access line each, valid 8 MiB bodies several at once answered; the
+healthy probe agent never waiting behind the attack, the sidecar's loop never blocked, and its fds and tasks back where they were."""
 
 from __future__ import annotations
 
@@ -20,6 +20,15 @@ BUSY_LAG_MS = 100.0  # tests.drills.hostile_sidecar.LagProbe
 #: The stalled readers hold what their stall bound lets them (tests.sidecar.hostile.test_clients
 #: bounds one stream's buffer); RSS also keeps the allocator's high-water mark.
 RSS_GROWTH_KIB = 96 * 1024
+LARGE = "large-json-bodies"
+#: Valid 8 MiB bodies, 4 at once: each is parsed in slices (sidecar/large_json.py), but its
+#: validation, the encoding of its upstream body and its release still run whole (25-30 ms per
+#: body), and bodies that finish together add up: measured 120-220 ms (500-540 ms before the
+#: sliced parser).
+LARGE_BUSY_LAG_MS = 350.0
+#: Each parsed 8 MiB body of small messages is about 50 MiB of objects, plus its bytes and its
+#: upstream encoding: measured 300-380 MiB peak for 4 at once.
+LARGE_RSS_GROWTH_KIB = CONFIG.large_bodies * 128 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +46,7 @@ def test_every_hostile_client_is_cut_by_its_bound_and_nothing_is_lost(report: di
         "idle-connections": {"closed when idle": CONFIG.idle},
         "bogus-models": {"404 model_not_found": CONFIG.bogus_models},
         "log-injection": {"404": 14 * CONFIG.injection_rounds},
+        "large-json-bodies": {"200": CONFIG.large_bodies * CONFIG.large_rounds},
     }, summary(report)
     idle = next(p for p in report["phases"] if p["name"] == "idle-connections")
     assert idle["notes"]["open_at_peak"] >= CONFIG.idle
@@ -56,10 +66,17 @@ def test_the_healthy_probe_never_waits_behind_a_hostile_client(report: dict[str,
     assert report["probe_failures"] == 0, summary(report)
     assert all(p["probe_requests"] > 0 for p in report["phases"])
     assert report["probe_worst_ms"] < PROBE_WORST_MS, summary(report)
-    assert report["worst_busy_lag_ms"] < BUSY_LAG_MS, summary(report)
+    attacks = [p for p in report["phases"] if p["name"] != LARGE]
+    assert max(p["worst_busy_lag_ms"] for p in attacks) < BUSY_LAG_MS, summary(report)
+    (large,) = [p for p in report["phases"] if p["name"] == LARGE]
+    assert large["worst_busy_lag_ms"] < LARGE_BUSY_LAG_MS, summary(report)
 
 
 def test_memory_stays_bounded_and_nothing_is_left_behind(report: dict[str, Any]) -> None:
     before, after = report["before"], report["after"]
-    assert report["peak_rss_kib"] - before["rss_kib"] < RSS_GROWTH_KIB, summary(report)
+    peaks = {p["name"]: p["peak_rss_kib"] for p in report["phases"]}  # the large bodies go last
+    assert max(v for k, v in peaks.items() if k != LARGE) - before["rss_kib"] < RSS_GROWTH_KIB, summary(
+        report
+    )
+    assert peaks[LARGE] - before["rss_kib"] < LARGE_RSS_GROWTH_KIB, summary(report)
     assert (after["fds"], after["tasks"], after["connections"]) == (before["fds"], before["tasks"], 1)

@@ -346,3 +346,35 @@ async def test_a_stream_that_goes_silent_ends_with_a_timeout_event(tmp_path: Pat
     assert seen == [""]
     assert caught.value.body["code"] == "upstream_timeout"  # type: ignore[index]
     assert elapsed < 1.4, "the idle timer, not the upstream's next chunk, ended the stream"
+
+
+async def test_a_stream_cut_after_the_first_byte_counts_its_attempt_as_the_cut_not_ok(
+    tmp_path: Path, upstreams: Upstreams
+) -> None:
+    """Each stream's attempt is counted once, by how the stream ended: a whole one `ok`, one cut
+    after its first byte `network` (it used to be counted `ok` at the first byte)."""
+    primary, fallback = upstreams
+    primary.script = [
+        Step("sse", chunks=text_chunks(["one", "two", "three"]), cut_after=2),
+        Step("sse", chunks=text_chunks(["whole"])),
+    ]
+    table = compile_yaml(tmp_path, two_provider_yaml(primary.url, fallback.url))
+    async with running_sidecar(table, env=ENV) as sidecar:
+
+        def attempts(outcome: str) -> float:
+            labels = {"agent": "chat", "provider": "openai", "outcome": outcome}
+            return sidecar.metric("astra_upstream_attempts_total", labels)
+
+        client = sidecar.client()
+        cut = await client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        with pytest.raises(openai.APIError):
+            async for _ in cut:
+                pass
+        assert (attempts("ok"), attempts("network")) == (0, 1)
+        whole = await client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        assert [chunk async for chunk in whole]
+        assert (attempts("ok"), attempts("network")) == (1, 1)

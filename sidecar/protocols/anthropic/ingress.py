@@ -44,6 +44,7 @@ from aiohttp import web
 from astra_sidecar.sidecar.accesslog import with_error_code
 from astra_sidecar.sidecar.app_keys import STATE
 from astra_sidecar.sidecar.errors import ClientError
+from astra_sidecar.sidecar.protocols.anthropic import ingress_routes
 from astra_sidecar.sidecar.protocols.anthropic.ingress_count import count_route
 from astra_sidecar.sidecar.protocols.anthropic.ingress_fields import check_translatable
 from astra_sidecar.sidecar.protocols.anthropic.ingress_stream import AnthropicStreamEncoder
@@ -57,11 +58,6 @@ from astra_sidecar.sidecar.protocols.base import Body, Failure
 from astra_sidecar.sidecar.protocols.codec import IngressCall, RequestSize, Route
 from astra_sidecar.sidecar.serving import unrouted
 from astra_sidecar.sidecar.sse import encode_event
-
-PREFIX = "/v1/anthropic/{agent}"
-_VERSIONS = ("/v1", "")
-#: Everything else under the API's prefix, an empty agent included: a 404 in Anthropic's shape.
-_CATCH_ALL = r"/v1/anthropic/{tail:[\s\S]*}"
 
 #: `created_at` for agents in the models list (they have no release date).
 _EPOCH = "1970-01-01T00:00:00Z"
@@ -101,15 +97,8 @@ class AnthropicCodec:
         )
 
     def routes(self) -> list[Route]:
-        """Messages (served by the flow), the models list, and a catch-all 404 in this API's shape."""
-        routes: list[Route] = []
-        for version in _VERSIONS:
-            routes.append(Route("POST", f"{PREFIX}{version}/messages"))
-            routes.append(Route("POST", f"{PREFIX}{version}/messages/count_tokens", count_tokens))
-            routes.append(Route("GET", f"{PREFIX}{version}/models", list_models))
-            routes.append(Route("*", f"{PREFIX}{version}", probe))
-        routes.append(Route("*", _CATCH_ALL, unknown_route))
-        return routes
+        """Declared in `ingress_routes`, which the app registers before importing this module."""
+        return ingress_routes.anthropic_routes()
 
     def error_body(self, failure: Failure) -> bytes:
         return error_payload(failure)

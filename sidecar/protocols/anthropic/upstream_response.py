@@ -19,6 +19,7 @@ import orjson
 
 from astra_sidecar.compiler.table import Cluster
 from astra_sidecar.sidecar.errors import UpstreamMalformedError, UpstreamStatusError
+from astra_sidecar.sidecar.large_json import answer_json
 from astra_sidecar.sidecar.policy.reasoning import REASONING_FIELD
 from astra_sidecar.sidecar.protocols.anthropic.upstream_errors import error_object_failure
 from astra_sidecar.sidecar.protocols.anthropic.upstream_thinking import carry, thinking_blocks, thinking_text
@@ -68,7 +69,7 @@ def malformed(cluster: Cluster, what: str) -> UpstreamMalformedError:
 def load_answer(cluster: Cluster, raw: bytes) -> Json:
     """The decoded JSON object of a whole answer; an error object inside it is raised."""
     try:
-        answer = orjson.loads(raw)
+        answer = answer_json(raw)
     except orjson.JSONDecodeError as exc:
         raise malformed(cluster, "body is not JSON") from exc
     if not isinstance(answer, dict):

@@ -8,6 +8,7 @@ import orjson
 
 from astra_sidecar.compiler.table import Agent, Cluster
 from astra_sidecar.sidecar.errors import UpstreamMalformedError
+from astra_sidecar.sidecar.large_json import answer_json
 from astra_sidecar.sidecar.protocols.base import AuthMaterial, Body, Completion, Failure, UpstreamRequest
 from astra_sidecar.sidecar.protocols.bedrock.errors import classify
 from astra_sidecar.sidecar.protocols.bedrock.request import converse_body
@@ -37,7 +38,7 @@ class BedrockAdapter:
 
     def parse_response(self, cluster: Cluster, request: Body, raw: bytes) -> Completion:
         try:
-            data = orjson.loads(raw)
+            data = answer_json(raw)
             message = data["output"]["message"]
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             raise UpstreamMalformedError("not a Converse response", cluster.key, "bedrock") from exc

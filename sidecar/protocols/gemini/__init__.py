@@ -81,26 +81,3 @@ callers): `ingress` (the codec, `CODEC`), `ingress_request` (reading bodies), `i
 `ingress_models`; the native path to Gemini clusters: `native` (`NATIVE`), `policy_access`
 (`ACCESS`), `native_watch`.
 """
-
-from __future__ import annotations
-
-from astra_sidecar.sidecar.protocols.gemini.adapter import GeminiAdapter
-from astra_sidecar.sidecar.protocols.gemini.errors import parse_duration
-from astra_sidecar.sidecar.protocols.gemini.ids import call_nonce, decode_call_id, encode_call_id
-from astra_sidecar.sidecar.protocols.gemini.request import AI_STUDIO_BASE_URL, upstream_request
-from astra_sidecar.sidecar.protocols.gemini.schema import clean_parameters
-from astra_sidecar.sidecar.protocols.gemini.stream import GeminiStreamTranslator
-from astra_sidecar.sidecar.protocols.gemini.wire import usage_from_metadata
-
-__all__ = [
-    "AI_STUDIO_BASE_URL",
-    "GeminiAdapter",
-    "GeminiStreamTranslator",
-    "call_nonce",
-    "clean_parameters",
-    "decode_call_id",
-    "encode_call_id",
-    "parse_duration",
-    "upstream_request",
-    "usage_from_metadata",
-]

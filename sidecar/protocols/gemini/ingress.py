@@ -31,17 +31,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from astra_sidecar.sidecar.errors import ClientError
 from astra_sidecar.sidecar.protocols.base import Body, Failure
-from astra_sidecar.sidecar.protocols.codec import Handler, IngressCall, RequestSize, Route
+from astra_sidecar.sidecar.protocols.codec import IngressCall, RequestSize, Route
+from astra_sidecar.sidecar.protocols.gemini import ingress_routes
 from astra_sidecar.sidecar.protocols.gemini.ingress_count import count_route
 from astra_sidecar.sidecar.protocols.gemini.ingress_errors import error_object
-from astra_sidecar.sidecar.protocols.gemini.ingress_models import get_model, list_models
 from astra_sidecar.sidecar.protocols.gemini.ingress_request import parse_request
 from astra_sidecar.sidecar.protocols.gemini.ingress_response import response_from_openai
 from astra_sidecar.sidecar.protocols.gemini.ingress_stream import GeminiStreamEncoder, encode_event
@@ -49,10 +49,6 @@ from astra_sidecar.sidecar.protocols.gemini.ingress_translate import shows_thoug
 from astra_sidecar.sidecar.protocols.gemini.wire import GENERATE_METHODS
 from astra_sidecar.sidecar.serving import unrouted
 
-if TYPE_CHECKING:
-    pass
-
-_MODELS_PATH = "/v1/gemini/{agent}/{version:v1beta|v1}/models"
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
@@ -141,29 +137,13 @@ class GeminiCodec:
         )
 
     def routes(self) -> list[Route]:
-        return [
-            Route("POST", _MODELS_PATH + "/{model}:{method:" + _EMBED_METHODS + "}", _embed_content()),
-            Route("POST", _MODELS_PATH + "/{model}:countTokens", count_tokens),
-            Route("POST", _MODELS_PATH + "/{target}"),
-            Route("GET", _MODELS_PATH + "/{model}", get_model),
-            Route("GET", _MODELS_PATH, list_models),
-            Route("*", r"/v1/gemini/{tail:[\s\S]*}", unknown_route),
-        ]
+        """Declared in `ingress_routes`, which the app registers before importing this module."""
+        return ingress_routes.gemini_routes()
 
 
 CODEC = GeminiCodec()
 #: `POST …/models/{model}:countTokens` (`ingress_count`).
 count_tokens = count_route(CODEC, inbound_headers)
-
-
-_EMBED_METHODS = "embedContent|batchEmbedContents"
-
-
-def _embed_content() -> Handler:
-    """`:embedContent` / `:batchEmbedContents` (`embeddings_ingress`, which imports this module)."""
-    from astra_sidecar.sidecar.protocols.gemini.embeddings_ingress import embed_content
-
-    return embed_content
 
 
 #: Any other request under ``/v1/gemini/``: 404, or 405 for a path served with another method,

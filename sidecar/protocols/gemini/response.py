@@ -15,6 +15,7 @@ from __future__ import annotations
 import orjson
 
 from astra_sidecar.sidecar.errors import UpstreamMalformedError, UpstreamStatusError
+from astra_sidecar.sidecar.large_json import answer_json
 from astra_sidecar.sidecar.policy.reasoning import REASONING_FIELD
 from astra_sidecar.sidecar.protocols.base import Usage
 from astra_sidecar.sidecar.protocols.gemini.errors import failure_from_error, google_error
@@ -36,7 +37,7 @@ def read_response(raw: bytes, cluster_key: str) -> Json:
     Raises `UpstreamStatusError` for a Google error body, `UpstreamMalformedError` for anything
     else that is not a response object."""
     try:
-        data = orjson.loads(raw)
+        data = answer_json(raw)
     except orjson.JSONDecodeError as exc:
         raise UpstreamMalformedError("not JSON", cluster_key, "gemini") from exc
     error = google_error(data)

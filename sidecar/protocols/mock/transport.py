@@ -100,6 +100,9 @@ class _MockResponse:
     async def read(self) -> bytes:
         return self._body
 
+    def ended(self) -> bool:
+        return not self._delay  # unpaced: every chunk is already here
+
     async def chunks(self) -> AsyncIterator[bytes]:
         for index, chunk in enumerate(self._chunks):
             if index and self._delay and self._clock is not None:

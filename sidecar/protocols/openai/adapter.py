@@ -29,6 +29,7 @@ import orjson
 
 from astra_sidecar.compiler.table import Agent, Cluster, RequestRules
 from astra_sidecar.sidecar.errors import UpstreamMalformedError, UpstreamStreamError, network_failure
+from astra_sidecar.sidecar.large_json import answer_json
 from astra_sidecar.sidecar.protocols.base import (
     AuthMaterial,
     Body,
@@ -301,7 +302,7 @@ class OpenAICompatAdapter:
     def parse_response(self, cluster: Cluster, request: Body, raw: bytes) -> Completion:
         del request
         try:
-            data = orjson.loads(raw)
+            data = answer_json(raw)
         except orjson.JSONDecodeError as exc:
             raise UpstreamMalformedError("not JSON", cluster.key, cluster.provider) from exc
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):

@@ -23,14 +23,16 @@ from aiohttp import web
 
 from astra_sidecar.sidecar.protocols.base import Body, Failure
 from astra_sidecar.sidecar.protocols.codec import IngressCall, RequestSize, Route
-from astra_sidecar.sidecar.protocols.openai.ingress import PROVIDER_PREFIXES, error_payload
+from astra_sidecar.sidecar.protocols.openai.ingress import error_payload
+from astra_sidecar.sidecar.protocols.responses import ingress_routes
 from astra_sidecar.sidecar.protocols.responses.native import relayed_watch
 from astra_sidecar.sidecar.protocols.responses.request import bad, chat_body, check_fields, echo_fields
 from astra_sidecar.sidecar.protocols.responses.response import response_from_completion
-from astra_sidecar.sidecar.protocols.responses.routes import create_handler, stored
+from astra_sidecar.sidecar.protocols.responses.routes import create_handler
 from astra_sidecar.sidecar.protocols.responses.stream import ResponsesStreamEncoder, failure_event
 from astra_sidecar.sidecar.protocols.responses.tools import tool_names
 from astra_sidecar.sidecar.protocols.responses.turn import continue_from, current_turn
+from astra_sidecar.sidecar.serving.flow import serve
 
 
 def _echo(call: IngressCall) -> dict[str, Any]:
@@ -85,23 +87,14 @@ class ResponsesCodec:
         )
 
     def routes(self) -> Sequence[Route]:
-        create = create_handler(_serve)
-        routes: list[Route] = []
-        bases = ["/v1"] + [
-            f"/v1/{prefix}/{{agent}}{version}" for prefix in PROVIDER_PREFIXES for version in ("", "/v1")
-        ]
-        for base in bases:
-            routes.append(Route("POST", f"{base}/responses", create))
-            routes.append(Route("GET", f"{base}/responses/{{response_id}}", stored))
-            routes.append(Route("DELETE", f"{base}/responses/{{response_id}}", stored))
-        return routes
+        """Declared in `ingress_routes`, which the app registers before importing this module."""
+        return ingress_routes.responses_routes()
 
 
 async def _serve(request: web.Request) -> web.StreamResponse:
-    # Imported here: the request flow imports the protocol registry, which imports this module.
-    from astra_sidecar.sidecar.serving.flow import serve
-
     return await serve(request, CODEC)
 
 
 CODEC = ResponsesCodec()
+#: `POST …/responses`: the request flow inside this request's store turn (`routes`).
+create = create_handler(_serve)

@@ -31,6 +31,7 @@ from astra_sidecar.sidecar.errors import (
     UpstreamStreamError,
     network_failure,
 )
+from astra_sidecar.sidecar.large_json import answer_json
 from astra_sidecar.sidecar.protocols.base import AuthMaterial, Body, Failure, UpstreamRequest, Usage
 from astra_sidecar.sidecar.protocols.codec import IngressCall, NativePath, PolicyAccess
 from astra_sidecar.sidecar.protocols.openai.adapter import auth_headers
@@ -160,7 +161,7 @@ class ResponsesNativePath:
 
     def validate(self, cluster: Cluster, raw: bytes) -> Usage | None:
         try:
-            answer = orjson.loads(raw)
+            answer = answer_json(raw)
         except orjson.JSONDecodeError as exc:
             raise UpstreamMalformedError("not JSON", cluster.key, cluster.provider) from exc
         if (

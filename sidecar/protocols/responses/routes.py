@@ -37,7 +37,8 @@ def store_for(request: web.Request) -> ResponseStore | None:
     config = (settings.responses_store, settings.redis)
     held = _STORES.get(state)
     if held is None or held[0] != config:
-        held = (config, build_store(state.runtime.table, state.shared.env, state.shared.clock))
+        lost = state.shared.metrics.fleet.background_failures.labels("response_store")
+        held = (config, build_store(state.runtime.table, state.shared.env, state.shared.clock, lost))
         _STORES[state] = held
     return held[1]
 

@@ -13,6 +13,9 @@ which a later request naming it as `previous_response_id` continues.
   rest), shared by every replica.
 
 `maxEntries: 0` turns the store off: nothing is kept, and `previous_response_id` is refused.
+
+A write that is lost (Redis down or too slow, or no Redis URL) does not fail the request, whose
+answer is already out: it is logged and counted in `astra_background_failures_total{task="response_store"}`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import orjson
 from astra_sidecar.compiler.table import ResponsesStore, RoutingTable
 from astra_sidecar.compiler.table.fleet import RedisState
 from astra_sidecar.sidecar.clock import Clock
+from astra_sidecar.sidecar.metric_families import CounterChild
 
 log = logging.getLogger("astra.sidecar")
 Json = dict[str, Any]
@@ -90,7 +94,10 @@ class MemoryStore:
 
 
 class RedisStore:
-    def __init__(self, url: str, state: RedisState, settings: ResponsesStore) -> None:
+    def __init__(
+        self, url: str, state: RedisState, settings: ResponsesStore, lost: CounterChild | None = None
+    ) -> None:
+        self._lost = lost or CounterChild()
         try:
             from redis.asyncio import Redis
         except ImportError as exc:
@@ -115,6 +122,7 @@ class RedisStore:
         try:
             await self._client.set(self._prefix + response_id, orjson.dumps(entry), px=self._ttl_ms)
         except Exception as exc:
+            self._lost.inc()
             log.warning("response store: %s not kept (Redis: %s)", response_id, type(exc).__name__)
 
     async def delete(self, response_id: str) -> bool:
@@ -129,20 +137,25 @@ class RedisStore:
 
 class UnreachableStore:
     """Stands for a Redis store that cannot be built (its URL variable is not set): reads are
-    503s, writes are lost; the reason was logged once, when the store was built."""
+    503s, writes are lost (and counted); the reason was logged once, when the store was built."""
+
+    def __init__(self, lost: CounterChild | None = None) -> None:
+        self._lost = lost or CounterChild()
 
     async def get(self, response_id: str) -> Json | None:
         raise StoreUnavailableError("no Redis URL")
 
     async def put(self, response_id: str, entry: Json) -> None:
-        return None
+        self._lost.inc()
 
     async def delete(self, response_id: str) -> bool:
         raise StoreUnavailableError("no Redis URL")
 
 
-def build_store(table: RoutingTable, env: Mapping[str, str], clock: Clock) -> ResponseStore | None:
-    """The store a table asks for, or None when it is turned off."""
+def build_store(
+    table: RoutingTable, env: Mapping[str, str], clock: Clock, lost: CounterChild | None = None
+) -> ResponseStore | None:
+    """The store a table asks for, or None when it is turned off; `lost` counts writes it lost."""
     settings = table.settings.responses_store
     if settings.max_entries == 0:
         return None
@@ -154,5 +167,5 @@ def build_store(table: RoutingTable, env: Mapping[str, str], clock: Clock) -> Re
         log.warning(
             "response store: %s is not set (it holds the Redis URL); nothing is stored", state.url_env
         )
-        return UnreachableStore()
-    return RedisStore(url, state, settings)
+        return UnreachableStore(lost)
+    return RedisStore(url, state, settings, lost)

@@ -10,6 +10,7 @@ import asyncio
 import json
 import socket
 import time
+import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -215,3 +216,29 @@ async def test_many_idle_connections_do_not_stop_a_healthy_agent(
     finally:
         for sock in idle:
             sock.close()
+
+
+async def test_a_stalled_stream_holds_a_bounded_upstream_read_buffer(
+    world: tuple[Served, HostileUpstream],
+) -> None:
+    """What five streams whose clients read nothing hold (tracemalloc, the fake upstream's side
+    included): about 1.0 MiB each with `READ_BUFSIZE`, 1.8 MiB with aiohttp's own 256 KiB."""
+    sidecar, upstream = world
+    streams = 5
+    tracemalloc.start()
+    socks: list[socket.socket] = []
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(streams):
+            sock = await connect(sidecar.port, rcvbuf=4 * KIB)
+            socks.append(sock)
+            body = chat_request(ROUTES["native"], _stream_body("native"))
+            await asyncio.get_running_loop().sock_sendall(sock, body)
+        assert await eventually(lambda: upstream.sent["endless-stream"] > 0)
+        await _plateau(upstream, "endless-stream")
+        held = (tracemalloc.get_traced_memory()[0] - before) / streams
+    finally:
+        tracemalloc.stop()
+        for sock in socks:
+            sock.close()
+    assert held < 1400 * KIB, f"{held / KIB:.0f} KiB per stalled stream"

@@ -98,7 +98,7 @@ class HostileUpstream:
         self._bomb = await asyncio.to_thread(_gzip_of, b"", b"\0", 256 * MIB)
         first = chunk_event("m", "hi")
         self._stream_bomb = await asyncio.to_thread(_gzip_of, first + b": ", b"a", 256 * MIB)
-        app = web.Application()
+        app = web.Application(client_max_size=64 * MIB)  # the sidecar may send 8 MiB bodies
         app.router.add_post("/{kind}/v1/chat/completions", self._answer)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

@@ -8,7 +8,9 @@ import pytest
 from astra_sidecar.sidecar.errors import ClientError
 from astra_sidecar.sidecar.protocols.anthropic import ingress
 from astra_sidecar.sidecar.protocols.anthropic.ingress import CODEC
+from astra_sidecar.sidecar.protocols.anthropic.ingress_routes import ANTHROPIC
 from astra_sidecar.sidecar.protocols.codec import RequestSize, Route
+from astra_sidecar.sidecar.protocols.lazy_ingress import resolve
 from tests.sidecar.protocols.anthropic.helpers import USER, WEATHER
 
 ROUTE = {"agent": "claude-native"}
@@ -42,16 +44,27 @@ def test_size_reads_messages_system_tools_and_max_tokens() -> None:
 
 def test_routes_list_messages_models_and_a_catch_all() -> None:
     prefix = "/v1/anthropic/{agent}"
+    module = "astra_sidecar.sidecar.protocols.anthropic.ingress"
+    count, models, probe = (
+        ANTHROPIC.handler(module, name) for name in ("count_tokens", "list_models", "probe")
+    )
+    assert ANTHROPIC.routes() == CODEC.routes()
     assert CODEC.routes() == [
         Route("POST", prefix + "/v1/messages"),
-        Route("POST", prefix + "/v1/messages/count_tokens", ingress.count_tokens),
-        Route("GET", prefix + "/v1/models", ingress.list_models),
-        Route("*", prefix + "/v1", ingress.probe),
+        Route("POST", prefix + "/v1/messages/count_tokens", count),
+        Route("GET", prefix + "/v1/models", models),
+        Route("*", prefix + "/v1", probe),
         Route("POST", prefix + "/messages"),
-        Route("POST", prefix + "/messages/count_tokens", ingress.count_tokens),
-        Route("GET", prefix + "/models", ingress.list_models),
-        Route("*", prefix, ingress.probe),
+        Route("POST", prefix + "/messages/count_tokens", count),
+        Route("GET", prefix + "/models", models),
+        Route("*", prefix, probe),
         Route("*", r"/v1/anthropic/{tail:[\s\S]*}", ingress.unknown_route),
+    ]
+    # The handlers the route table defers to, by name.
+    assert [resolve(module, name) for name in ("count_tokens", "list_models", "probe")] == [
+        ingress.count_tokens,
+        ingress.list_models,
+        ingress.probe,
     ]
 
 

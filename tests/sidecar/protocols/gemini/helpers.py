@@ -31,7 +31,8 @@ from astra_sidecar.compiler.table import (
     VertexTarget,
 )
 from astra_sidecar.sidecar.protocols.base import AuthMaterial, Secret
-from astra_sidecar.sidecar.protocols.gemini import AI_STUDIO_BASE_URL, GeminiAdapter
+from astra_sidecar.sidecar.protocols.gemini.adapter import GeminiAdapter
+from astra_sidecar.sidecar.protocols.gemini.request import AI_STUDIO_BASE_URL
 from tests.fakes.gemini_upstream import FakeGemini, FakeGoogleOAuth, new_rsa_key
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.sidecar.harness import compile_yaml, running_sidecar

@@ -17,9 +17,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from astra_sidecar.sidecar.errors import UpstreamMalformedError, UpstreamStatusError, UpstreamStreamError
 from astra_sidecar.sidecar.protocols.base import Failure
-from astra_sidecar.sidecar.protocols.gemini import (
-    call_nonce,
-)
+from astra_sidecar.sidecar.protocols.gemini.ids import call_nonce
 from tests.fakes.gemini_upstream import (
     blocked_prompt_response,
     candidate,

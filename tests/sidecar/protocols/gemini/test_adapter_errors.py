@@ -8,9 +8,7 @@ import orjson
 import pytest
 
 from astra_sidecar.sidecar.protocols.base import Failure
-from astra_sidecar.sidecar.protocols.gemini import (
-    parse_duration,
-)
+from astra_sidecar.sidecar.protocols.gemini.errors import parse_duration
 from tests.fakes.gemini_upstream import (
     google_error,
 )

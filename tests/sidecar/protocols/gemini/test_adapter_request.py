@@ -11,9 +11,7 @@ from astra_sidecar.compiler.table import (
 )
 from astra_sidecar.sidecar.errors import ClientError
 from astra_sidecar.sidecar.protocols.base import AuthMaterial
-from astra_sidecar.sidecar.protocols.gemini import (
-    AI_STUDIO_BASE_URL,
-)
+from astra_sidecar.sidecar.protocols.gemini.request import AI_STUDIO_BASE_URL
 from tests.sidecar.protocols.gemini.helpers import (
     ADAPTER,
     AI_STUDIO,

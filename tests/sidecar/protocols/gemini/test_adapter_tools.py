@@ -10,12 +10,8 @@ from typing import Any
 import pytest
 
 from astra_sidecar.sidecar.errors import ClientError
-from astra_sidecar.sidecar.protocols.gemini import (
-    call_nonce,
-    clean_parameters,
-    decode_call_id,
-    encode_call_id,
-)
+from astra_sidecar.sidecar.protocols.gemini.ids import call_nonce, decode_call_id, encode_call_id
+from astra_sidecar.sidecar.protocols.gemini.schema import clean_parameters
 from tests.fakes.gemini_upstream import (
     function_call_response,
 )

@@ -15,6 +15,8 @@ from astra_sidecar.sidecar.protocols.gemini import ingress
 from astra_sidecar.sidecar.protocols.gemini.embeddings_ingress import embed_content
 from astra_sidecar.sidecar.protocols.gemini.ingress import CODEC, unknown_route
 from astra_sidecar.sidecar.protocols.gemini.ingress_models import get_model, list_models
+from astra_sidecar.sidecar.protocols.gemini.ingress_routes import GEMINI
+from astra_sidecar.sidecar.protocols.lazy_ingress import resolve
 from tests.sidecar.protocols.gemini.helpers import World
 
 Json = dict[str, Any]
@@ -104,13 +106,29 @@ def test_size_has_no_output_cap_unless_a_positive_integer_is_set(config: Json | 
 
 
 def test_routes_are_the_generate_post_the_model_gets_and_a_catch_all() -> None:
+    package = "astra_sidecar.sidecar.protocols.gemini"
+    deferred = [
+        (f"{package}.embeddings_ingress", "embed_content"),
+        (f"{package}.ingress", "count_tokens"),
+        (f"{package}.ingress_models", "get_model"),
+        (f"{package}.ingress_models", "list_models"),
+    ]
+    embed, count, get, listed = (GEMINI.handler(module, name) for module, name in deferred)
+    assert GEMINI.routes() == CODEC.routes()
     assert CODEC.routes() == [
-        Route("POST", MODELS + "/{model}:{method:embedContent|batchEmbedContents}", embed_content),
-        Route("POST", MODELS + "/{model}:countTokens", ingress.count_tokens),
+        Route("POST", MODELS + "/{model}:{method:embedContent|batchEmbedContents}", embed),
+        Route("POST", MODELS + "/{model}:countTokens", count),
         Route("POST", MODELS + "/{target}"),
-        Route("GET", MODELS + "/{model}", get_model),
-        Route("GET", MODELS, list_models),
+        Route("GET", MODELS + "/{model}", get),
+        Route("GET", MODELS, listed),
         Route("*", r"/v1/gemini/{tail:[\s\S]*}", unknown_route),
+    ]
+    # The handlers the route table defers to, by module and name.
+    assert [resolve(module, name) for module, name in deferred] == [
+        embed_content,
+        ingress.count_tokens,
+        get_model,
+        list_models,
     ]
 
 

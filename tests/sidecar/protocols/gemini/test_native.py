@@ -17,10 +17,10 @@ from astra_sidecar.compiler.table import VertexTarget
 from astra_sidecar.sidecar.errors import UpstreamMalformedError, UpstreamStatusError, UpstreamStreamError
 from astra_sidecar.sidecar.protocols.base import AuthMaterial, Secret, Usage
 from astra_sidecar.sidecar.protocols.codec import IngressCall
-from astra_sidecar.sidecar.protocols.gemini import GeminiStreamTranslator
 from astra_sidecar.sidecar.protocols.gemini.errors import failure_from_error
 from astra_sidecar.sidecar.protocols.gemini.native import NATIVE
 from astra_sidecar.sidecar.protocols.gemini.policy_access import ACCESS
+from astra_sidecar.sidecar.protocols.gemini.stream import GeminiStreamTranslator
 from tests.fakes.gemini_upstream import (
     blocked_prompt_response,
     candidate,

@@ -62,7 +62,6 @@ async def test_delete_says_whether_there_was_something_to_delete() -> None:
     assert store.size == (0, 0)
 
 
-
 async def test_redis_keeps_each_response_under_the_prefix_with_its_ttl(redis_server: RedisServer) -> None:
     import redis
 
@@ -130,3 +129,39 @@ async def test_a_redis_store_without_its_url_is_unavailable_not_an_internal_erro
     await store.put("resp_1", _entry("one"))
     with pytest.raises(StoreUnavailableError):
         await store.get("resp_1")
+
+
+async def test_a_write_lost_to_redis_is_counted() -> None:
+    from astra_sidecar.sidecar.metric_families import CounterChild
+
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    lost = CounterChild()
+    store = RedisStore(url, RedisState(url=url, url_env=None), ResponsesStore(), lost)
+    try:
+        await store.put("resp_1", _entry("one"))
+        await store.put("resp_2", _entry("two"))
+    finally:
+        await store.close()
+    assert lost.value == 2
+
+
+async def test_a_write_the_sidecar_could_not_keep_is_in_its_metrics(tmp_path: Path) -> None:
+    """No Redis URL: the answer goes out, the write is lost, and
+    `astra_background_failures_total{task="response_store"}` says so."""
+    from tests.fakes.openai_upstream import FakeOpenAI, Step, completion
+    from tests.sidecar.harness import compile_yaml, running_sidecar
+
+    upstream = await FakeOpenAI(Step(body=completion("Paris.", "gpt-up"))).start()
+    text = f"""
+        version: 1
+        settings: {{state: {{redis: {{urlEnv: REDIS_URL}}}}}}
+        agents: [{{id: a, model: {{provider: vllm, modelId: gpt-up, endpoint: "{upstream.url}/v1"}}}}]
+        """
+    try:
+        async with running_sidecar(compile_yaml(tmp_path, text), env={"VLLM_API_KEY": "k"}) as sidecar:
+            answer = await sidecar.client().responses.create(model="a", input="Capital of France?")
+            assert answer.output_text == "Paris."
+            labels = {"task": "response_store"}
+            assert sidecar.metric("astra_background_failures_total", labels) == 1
+    finally:
+        await upstream.close()
