@@ -27,10 +27,13 @@ DESCRIPTION = "Compile, lint and serve astra.yml LLM gateway configs."
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from astra_sidecar.sidecar.server import serve_main
-    from astra_sidecar.table_child import load_in_child
+    from astra_sidecar.table_child import EarlyLoader
 
-    status: int = serve_main(args, load_in_child)
+    load = EarlyLoader()
+    load.start(args.config)  # compiles while the server's modules are imported
+    from astra_sidecar.sidecar.server import serve_main
+
+    status: int = serve_main(args, load)
     return status
 
 

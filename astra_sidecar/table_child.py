@@ -26,15 +26,46 @@ COMPILE_TIMEOUT_S = 120.0
 
 def load_in_child(path: str) -> RoutingTable:
     """The table at `path`, compiled or checked by a child process; raises TableLoadError."""
+    return _finish(path, _spawn(path))
+
+
+class EarlyLoader:
+    """`load_in_child` whose first load is started before the server is imported (`start`): the
+    child compiles while the serving process imports aiohttp and the protocols, so start-up
+    waits for the longer of the two, not for both. Reloads start their child when called."""
+
+    def __init__(self) -> None:
+        self._early: tuple[str, subprocess.Popen[bytes]] | None = None
+
+    def start(self, path: str) -> None:
+        self._early = (path, _spawn(path))
+
+    def __call__(self, path: str) -> RoutingTable:
+        early, self._early = self._early, None
+        if early is not None and early[0] == path:
+            return _finish(path, early[1])
+        if early is not None:
+            early[1].kill()
+            early[1].wait()
+        return load_in_child(path)
+
+
+def _spawn(path: str) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "astra_sidecar.table_child", path]
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _finish(path: str, child: subprocess.Popen[bytes]) -> RoutingTable:
     try:
-        done = subprocess.run(command, capture_output=True, timeout=COMPILE_TIMEOUT_S, check=False)
+        stdout, stderr = child.communicate(timeout=COMPILE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
         raise TableLoadError([f"{path}: not compiled within {COMPILE_TIMEOUT_S:.0f} s"]) from None
-    answer = _answer(done.stdout)
+    answer = _answer(stdout)
     if answer is None:
-        last = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
-        raise TableLoadError([f"{path}: the compiler process failed (exit {done.returncode}): {last[0]}"])
+        last = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
+        raise TableLoadError([f"{path}: the compiler process failed (exit {child.returncode}): {last[0]}"])
     if "table" in answer:
         return table_from_json(answer["table"])
     raise TableLoadError(answer["reasons"], answer["message"])

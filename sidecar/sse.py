@@ -81,6 +81,14 @@ class SseDecoder:
         if len(self._buffer) + self._pending_size > self._max:
             raise UpstreamTooLargeError(f"an SSE line longer than {self._max} bytes")
 
+    def idle(self) -> bool:
+        """Nothing held from earlier reads: the next read starts a line."""
+        return not (self._buffer or self._pending or self._data)
+
+    @property
+    def max_bytes(self) -> int:
+        return self._max
+
     def flush(self) -> list[SseEvent]:
         """At end of input: a final event without its blank line still counts."""
         if self._pending:

@@ -126,7 +126,12 @@ class StreamTranslator(Protocol):
     """Fed raw upstream bytes in arrival order; returns OpenAI chunk payloads (JSON bytes, without
     the `data: ` framing). Raises `astra_sidecar.sidecar.errors.UpstreamStreamError` for an error the upstream
     reports mid-stream. `finish()` is called at upstream EOF and returns the closing chunks; it
-    raises `UpstreamStreamError` when the stream ended before its terminator (a cut)."""
+    raises `UpstreamStreamError` when the stream ended before its terminator (a cut).
+
+    A translator may also have `relayed_as_is(data) -> bool`: whether a read is whole OpenAI
+    `data:` events with nothing in them to change or record. To an OpenAI client
+    (`codec.StreamEncoder`, `frames_openai_sse`) such a read goes out as it came, with no decoding
+    and no re-encoding (`serving/relay.py`); the translator's state is as if it had been fed."""
 
     usage: Usage | None
 

@@ -87,7 +87,9 @@ def encode_chunks(payloads: list[bytes], on_chunk: Callable[[dict[str, Any]], li
 
 
 class StreamEncoder(Protocol):
-    """Turns OpenAI chunk payloads (JSON bytes) into the ingress API's stream bytes."""
+    """Turns OpenAI chunk payloads (JSON bytes) into the ingress API's stream bytes. One with
+    `frames_openai_sse = True` frames them as OpenAI `data:` events, as an OpenAI-compatible
+    upstream does (`base.StreamTranslator`, `relayed_as_is`)."""
 
     def encode(self, payloads: list[bytes]) -> bytes: ...
 

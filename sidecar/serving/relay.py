@@ -25,7 +25,7 @@ import functools
 import socket
 import struct
 import termios
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -33,7 +33,7 @@ from aiohttp import web
 from astra_sidecar.sidecar.accesslog import AccessRecord
 from astra_sidecar.sidecar.errors import DeadlineExceededError, UpstreamError
 from astra_sidecar.sidecar.policy.tools import StreamGuard
-from astra_sidecar.sidecar.protocols.base import Failure
+from astra_sidecar.sidecar.protocols.base import Failure, StreamTranslator
 from astra_sidecar.sidecar.protocols.codec import StreamEncoder
 from astra_sidecar.sidecar.resilience.attempt import OpenStream, first_events
 from astra_sidecar.sidecar.resilience.breaker import Permit
@@ -153,7 +153,11 @@ class _Relay:
     async def _rest_translated(self) -> None:
         opened, translator, write = self._opened, self._opened.translator, self.write
         assert translator is not None
+        as_is = _as_is_check(translator, self._encoder) if self._guard is None else None
         async for data in _in_turns(opened.chunks):
+            if as_is is not None and as_is(data):
+                await write(data)
+                continue
             payloads = translator.feed(data)
             if payloads and (encoded := self._encode(payloads)):
                 await write(encoded)
@@ -162,6 +166,14 @@ class _Relay:
         closing = (self._encode(tail) if tail else b"") + self._close()
         if closing:
             await write(closing)
+
+
+def _as_is_check(translator: StreamTranslator, encoder: StreamEncoder) -> Callable[[bytes], bool] | None:
+    """The check of reads relayed as they came: OpenAI events in and out (`relayed_as_is` in
+    `base.StreamTranslator`). Optional attributes, not runtime protocols: an `isinstance` of one
+    costs more than the check saves on a short stream."""
+    check: Callable[[bytes], bool] | None = getattr(translator, "relayed_as_is", None)
+    return check if getattr(encoder, "frames_openai_sse", False) else None
 
 
 def _stream_guard(exchange: Exchange, record: AccessRecord, opened: OpenStream) -> StreamGuard | None:

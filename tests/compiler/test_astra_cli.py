@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from astra_sidecar.compiler.cli import main as compiler_main
-from astra_sidecar.compiler.table import RoutingTable, dump_table_json
-from astra_sidecar.table_child import load_in_child
+from astra_sidecar.compiler.table import RoutingTable, TableLoadError, dump_table_json
+from astra_sidecar.table_child import EarlyLoader
 from tests.compiler.helpers import Cli, Write
 
 TableLoader = Callable[[str], RoutingTable]
@@ -276,7 +276,9 @@ def test_serve_hands_over_to_the_sidecar_with_the_child_process_loader(cli: Cli,
     assert cli("serve", "astra.yml", "--port", "9000", "--workers", "2").code == 7
     ((args, load),) = seen
     assert (args.config, args.host, args.port, args.workers) == ("astra.yml", None, 9000, 2)
-    assert load is load_in_child
+    assert isinstance(load, EarlyLoader)  # its child was started before the server's import
+    with pytest.raises(TableLoadError, match=r"astra\.yml"):
+        load("astra.yml")
 
 
 def test_the_compiler_verbs_alone_have_no_serve(capsys: pytest.CaptureFixture[str]) -> None:

@@ -40,13 +40,25 @@ class _Written:
         self.ends.append(data)
 
 
-async def _relayed(events: list[bytes], *, ended: bool) -> _Written:
+class _CountingTranslator(OpenAIStreamTranslator):
+    __slots__ = ("fed",)
+
+    def __init__(self) -> None:
+        super().__init__("openai")
+        self.fed: list[bytes] = []
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self.fed.append(data)
+        return super().feed(data)
+
+
+async def _relayed(events: list[bytes], *, ended: bool, translator: OpenAIStreamTranslator | None = None) -> _Written:
     async def arriving() -> AsyncIterator[bytes]:
         for event in events:
             yield event
 
     chunks = arriving()
-    translator = OpenAIStreamTranslator("openai")
+    translator = translator or OpenAIStreamTranslator("openai")
     first, raw = await _first_translated(chunks, translator)
     opened = OpenStream(None, None, translator, None, first, raw, chunks, contextlib.nullcontext(), lambda: ended)  # type: ignore[arg-type]
     written = _Written()
@@ -85,3 +97,12 @@ async def test_more_than_can_be_held_is_written_as_it_comes() -> None:
     assert written.writes and written.ends == [b""]
     assert _sent(written) == b"".join(big)
 
+
+
+async def test_plain_reads_go_out_as_they_came_without_being_fed_to_the_translator() -> None:
+    reads = [_event("Hello"), _event(" big") + _event(" world"), _event("", "stop"), DONE]
+    translator = _CountingTranslator()
+    written = await _relayed(reads, ended=False, translator=translator)
+    assert written.writes == reads
+    # the first read opens the stream; the finish and the terminator are read for what they say
+    assert translator.fed == [reads[0], reads[2], DONE]

@@ -13,7 +13,7 @@ import pytest
 
 from astra_sidecar.compiler.loader import CompileError, compile_file, load_routing_table
 from astra_sidecar.compiler.table import TableLoadError, dump_table_json
-from astra_sidecar.table_child import load_in_child
+from astra_sidecar.table_child import EarlyLoader, load_in_child
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "astra.yml"
 
@@ -81,3 +81,19 @@ def test_the_serving_process_imports_no_compiler(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_early_loader_answers_its_first_load_from_the_child_it_started(tmp_path: Path) -> None:
+    load = EarlyLoader()
+    load.start(str(EXAMPLE))
+    assert load(str(EXAMPLE)).hash == load_routing_table(str(EXAMPLE)).hash
+    source = tmp_path / "astra.yml"
+    source.write_text(BROKEN)
+    with pytest.raises(TableLoadError, match=r"astra\.yml:5:"):  # a reload: a child of its own
+        load(str(source))
+
+
+def test_an_early_load_of_another_path_is_dropped_for_the_path_asked(tmp_path: Path) -> None:
+    load = EarlyLoader()
+    load.start(str(tmp_path / "not-this.yml"))
+    assert load(str(EXAMPLE)).hash == load_routing_table(str(EXAMPLE)).hash

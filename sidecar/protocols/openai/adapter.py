@@ -182,6 +182,13 @@ def _nothing_to_see(payload: bytes) -> bool:
     ) == payload.count(b'"usage"')
 
 
+def _is_object(payload: bytes) -> bool:
+    try:
+        return type(orjson.loads(payload)) is dict
+    except orjson.JSONDecodeError:
+        return False  # fed as usual, which reports it
+
+
 class OpenAIStreamTranslator:
     """Relays OpenAI SSE chunks; parses each one to catch errors, usage and odd finish reasons."""
 
@@ -198,6 +205,24 @@ class OpenAIStreamTranslator:
 
     def feed(self, data: bytes) -> list[bytes]:
         return self._relay(self._decoder.feed(data))
+
+    def relayed_as_is(self, data: bytes) -> bool:
+        """Whether `data`, one read, is whole one-line `data: {…}` events that need nothing
+        (`_nothing_to_see`, no error, no normalising rules for this provider) and each parse as a
+        JSON object: the caller relays it as it came (`base.StreamTranslator`). Any other read is fed."""
+        decoder = self._decoder
+        if self._rules or self._done or not decoder.idle() or len(data) - 8 > decoder.max_bytes:
+            return False
+        if not (data.startswith(b"data: {") and data.endswith(b"}\n\n")) or b"\r" in data:
+            return False
+        if b'"error"' in data or not _nothing_to_see(data):
+            return False
+        if data.find(b"\n") == len(data) - 2:
+            return _is_object(data[6:-2])
+        events = data[:-2].split(b"\n\n")
+        return all(
+            event.startswith(b"data: {") and b"\n" not in event and _is_object(event[6:]) for event in events
+        )
 
     def finish(self) -> list[bytes]:
         out = self._relay(self._decoder.flush())

@@ -42,6 +42,7 @@ def error_payload(failure: Failure) -> bytes:
 
 class _OpenAIStream:
     __slots__ = ()
+    frames_openai_sse = True
 
     def encode(self, payloads: list[bytes]) -> bytes:
         return b"".join(encode_data(p) for p in payloads)
