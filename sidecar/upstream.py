@@ -188,10 +188,7 @@ class _Exchange:
         parts: list[bytes] = []
         size = 0
         while size <= limit:
-            try:
-                data = await stream.readany()
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                raise _network_error(exc) from exc
+            data = await _read_some(stream)
             if not data:
                 break
             parts.append(data)
@@ -219,10 +216,7 @@ class _Exchange:
         stream = self._response.content
         raw = 0
         while True:
-            try:
-                data = await stream.readany()
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                raise _network_error(exc) from exc
+            data = await _read_some(stream)
             if not data:
                 return
             raw += len(data)
@@ -238,6 +232,14 @@ class _Exchange:
                 if watch is not None:
                     watch.feed(piece)
                 yield piece
+
+
+async def _read_some(stream: aiohttp.StreamReader) -> bytes:
+    """What has arrived (b"" at the end); a read timeout or a broken body is a network error."""
+    try:
+        return await stream.readany()
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise _network_error(exc) from exc
 
 
 def _watch_for(content_type: str, limits: Limits) -> SseWatch | FrameWatch | None:

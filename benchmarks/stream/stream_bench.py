@@ -4,7 +4,9 @@
 Layout on 2 cores: the paced upstream and the client (both node, streamload.js) share CPU 0; the
 proxy under test gets CPU 1 alone. For each target and each concurrency it reports what the client
 saw (chunks/s, TTFT p50/p99, p99 of the largest gap inside a stream, errors) and what the proxy
-cost: CPU seconds per 1,000 relayed chunks, and RSS idle and at peak.
+cost: CPU seconds per 1,000 relayed chunks, and RSS idle and at peak. `steal_s` is the CPU time
+the hypervisor took for other guests during the run: on a shared VM, a run with much of it is
+skewed (repeat it).
 
 Usage: stream_bench.py --targets direct,ceiling,astra,litellm,portkey --conns 100,500 --seconds 15
        [--astra 'CMD'] [--python PY] [--litellm BIN] [--portkey DIR] [--ttft-ms 100] [--chunks 50]
@@ -63,6 +65,13 @@ def cpu_s(pid):
         except OSError:
             pass
     return total / tick
+
+
+def steal_s():
+    """CPU time the hypervisor gave to other guests, both cores together (/proc/stat `steal`)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
 
 
 def rss_mb(pid):
@@ -171,6 +180,7 @@ litellm_settings: {{num_retries: 2, request_timeout: 120}}
                 idle = rss_mb(proc.pid)
             for conns in [int(c) for c in a.conns.split(",")]:
                 c0 = cpu_s(proc.pid) if proc else 0.0
+                s0 = steal_s()
                 cl = client(url, model, conns, a.seconds, headers)
                 peak = 0.0
                 while cl.poll() is None:
@@ -180,7 +190,7 @@ litellm_settings: {{num_retries: 2, request_timeout: 120}}
                 out = cl.stdout.read().strip().splitlines()
                 res = json.loads(out[-1]) if out else {"error": "no client output"}
                 used = (cpu_s(proc.pid) - c0) if proc else None
-                row = {"target": name, **res}
+                row = {"target": name, **res, "steal_s": round(steal_s() - s0, 2)}
                 if proc:
                     row.update(cpu_s=round(used, 2), cpu_ms_per_1k_chunks=round(1e6 * used / max(res.get("chunks", 1), 1), 1),
                                cpu_util=round(used / res.get("seconds", a.seconds), 2), rss_idle_mb=idle, rss_peak_mb=peak,

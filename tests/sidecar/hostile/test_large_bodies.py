@@ -14,7 +14,7 @@ import asyncio
 import gc
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,11 +162,28 @@ async def watched(world: World, work: Any) -> tuple[Any, Watch]:
     return result, watch
 
 
-def assert_live(watch: Watch, bound_ms: float) -> None:
+def liveness_problem(watch: Watch, bound_ms: float) -> str | None:
     busy = watch.lag.worst_busy_s * 1000.0
-    assert busy < bound_ms, f"the loop was held {busy:.1f} ms"
+    if busy >= bound_ms:
+        return f"the loop was held {busy:.1f} ms"
     assert watch.failures == 0 and watch.latencies
-    assert max(watch.latencies) < PROBE_WORST_MS, f"the healthy agent waited {max(watch.latencies):.1f} ms"
+    if max(watch.latencies) >= PROBE_WORST_MS:
+        return f"the healthy agent waited {max(watch.latencies):.1f} ms"
+    return None
+
+
+async def watched_live(world: World, work: Callable[[], Awaitable[Any]], bound_ms: float) -> Any:
+    """`work()` under watch, run once more when the first run went over a bound: on a shared VM
+    the hypervisor can take the CPU for tens of ms in the middle of any callback (steal time),
+    which no code of the sidecar causes. A loop held by a whole parse (140-280 ms here) fails
+    both runs."""
+    result, watch = await watched(world, work())
+    problem = liveness_problem(watch, bound_ms)
+    if problem is not None:
+        result, watch = await watched(world, work())
+        second = liveness_problem(watch, bound_ms)
+        assert second is None, f"{problem}, then {second}"
+    return result
 
 
 async def test_8_mib_request_bodies_are_parsed_without_holding_the_loop(
@@ -186,12 +203,11 @@ async def test_8_mib_request_bodies_are_parsed_without_holding_the_loop(
             url = world.sidecar.url + "/v1/chat/completions"
             return await asyncio.gather(*(post(http, url, body) for _ in range(3)))
 
-    answers, watch = await watched(world, three_at_once())
+    answers = await watched_live(world, three_at_once, REQUEST_BUSY_MS)
     assert len(body) > 7_900_000
     assert [(status, json.loads(raw)["error"]["code"]) for status, raw in answers] == [
         (404, "model_not_found")
     ] * 3
-    assert_live(watch, REQUEST_BUSY_MS)
 
 
 async def test_a_32_mib_answer_is_parsed_without_holding_the_loop(world: World, frozen_heap: None) -> None:
@@ -203,9 +219,8 @@ async def test_a_32_mib_answer_is_parsed_without_holding_the_loop(world: World, 
         async with aiohttp.ClientSession() as http:
             return await post(http, world.sidecar.url + "/v1/chat/completions", request)
 
-    (status, got), watch = await watched(world, one())
+    status, got = await watched_live(world, one, ANSWER_BUSY_MS)
     assert (status, got) == (200, b"%d bytes" % len(answer))  # passed on as it came
-    assert_live(watch, ANSWER_BUSY_MS)
 
 
 def completion_of(text: str) -> dict[str, Any]:
