@@ -68,6 +68,8 @@ def serve(options: ServeOptions) -> int:
     """Exit status: 0 after a drain; 2 when the table cannot be loaded or served, or the address
     cannot be bound (each one log line)."""
     configure_logging()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # until the loop's own handlers replace them
+        signal.signal(signum, _stop_before_serving)
     try:
         table = options.load(options.path)
     except TableLoadError as exc:
@@ -81,6 +83,15 @@ def serve(options: ServeOptions) -> int:
     if options.workers > 1:
         return _supervise(options, host, port)
     return _run_worker(options, table, host, port, reuse_port=False)
+
+
+def _stop_before_serving(signum: int, frame: object) -> None:
+    """SIGTERM or SIGINT while the table loads or a worker starts: nothing is served yet, so
+    nothing to drain; a clean exit (a worker forked by `--workers` has this handler too, so the
+    parent's forwarded SIGTERM never kills one half-started)."""
+    log.info("stopped by %s before serving", signal.Signals(signum).name)
+    logging.shutdown()
+    os._exit(0)
 
 
 def _use_uvloop() -> None:

@@ -204,6 +204,8 @@ def test_two_workers_scrape_as_one_server(tmp_path: Path) -> None:
     served = 'astra_requests_total{agent="demo",provider="mock",status="200"}'
     try:
         assert wait_until(lambda: _get(base + "/readyz")[0] == 200, timeout=10.0)
+        # Ready means one worker listens; both serve once each has published its table.
+        assert wait_until(lambda: _metrics(base).count("\nastra_table_info{") == 2, timeout=20.0)
         seen: list[float] = []
         for _ in range(30):
             assert _ask(base) == "many"
@@ -223,3 +225,35 @@ def test_two_workers_scrape_as_one_server(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
+
+
+STOPPED_WHILE_LOADING = """
+import os, signal, sys
+from astra_sidecar.compiler.loader import load_routing_table
+from astra_sidecar.sidecar.server import ServeOptions, serve
+
+PARENT = os.getpid()
+
+def load(path):
+    if {in_worker} and os.getpid() == PARENT:
+        return load_routing_table(path)
+    os.kill(os.getpid(), signal.{name})  # arrives while the table loads: nothing served yet
+    raise AssertionError("the signal did not stop the start-up")
+
+sys.exit(serve(ServeOptions(path=sys.argv[1], load=load, host="127.0.0.1", port=0, workers={workers})))
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "workers"), [("SIGTERM", 1), ("SIGINT", 1), ("SIGTERM", 2)], ids=["term", "int", "term-in-workers"]
+)
+def test_a_stop_signal_before_serving_is_a_clean_exit(tmp_path: Path, name: str, workers: int) -> None:
+    """Also in each worker `--workers` forks, which loads its own table (the parent's SIGTERM
+    reaches workers that may still be starting)."""
+    config = tmp_path / "astra.yml"
+    config.write_text(textwrap.dedent(DEMO.format(reply="x")))
+    script = STOPPED_WHILE_LOADING.format(name=name, workers=workers, in_worker=workers > 1)
+    done = subprocess.run([sys.executable, "-c", script, str(config)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(text) for text in done.stderr.splitlines()]
+    assert [(line["level"], line["msg"]) for line in lines] == [("info", f"stopped by {name} before serving")] * workers
