@@ -50,8 +50,9 @@ class _Relay:
     When the upstream's whole stream has already arrived by the time its first event is read (a
     short answer), what it becomes is held and goes out with the end of the response in one
     write, as long as it stays under `HELD_MAX` and the client's buffer is empty: that write,
-    headers included, stays under the high-water mark, so it cannot wait for the client. Otherwise every event is written as it comes, under a
-    `_StallWatch`, created at the first such write."""
+    headers included, stays under the high-water mark, so it cannot wait for the client.
+    Otherwise every event is written as it comes, under a `_StallWatch` created at the first
+    such write."""
 
     def __init__(
         self,
