@@ -179,7 +179,7 @@ class _Exchange:
     def _is_plain(self) -> bool:
         """Neither compressed nor a stream format whose lines or frames are watched."""
         headers = self.headers
-        return "Content-Encoding" not in headers and _watch_for(headers.get("Content-Type", ""), DEFAULT_LIMITS) is None
+        return "Content-Encoding" not in headers and _media_type(headers.get("Content-Type", "")) not in _WATCHED
 
     async def _read_plain(self, limit: int) -> tuple[list[bytes], int]:
         """The reads of a plain body, until its end or the first one past `limit`."""
@@ -242,13 +242,20 @@ async def _read_some(stream: aiohttp.StreamReader) -> bytes:
         raise _network_error(exc) from exc
 
 
+#: Stream formats whose lines or frames are watched as they arrive, by media type.
+_WATCHED: dict[str, type[SseWatch] | type[FrameWatch]] = {
+    "text/event-stream": SseWatch,
+    "application/vnd.amazon.eventstream": FrameWatch,
+}
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
 def _watch_for(content_type: str, limits: Limits) -> SseWatch | FrameWatch | None:
-    media = content_type.split(";", 1)[0].strip().lower()
-    if media == "text/event-stream":
-        return SseWatch(limits)
-    if media == "application/vnd.amazon.eventstream":
-        return FrameWatch(limits)
-    return None
+    watch = _WATCHED.get(_media_type(content_type))
+    return watch(limits) if watch is not None else None
 
 
 @functools.lru_cache(maxsize=1024)
