@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
+from types import TracebackType
 from typing import BinaryIO, Protocol, TypeVar
 
 import orjson
@@ -140,8 +142,22 @@ class JsonLineFormatter(logging.Formatter):
                 body[key] = value
         if record.exc_info and record.exc_info[0] is not None:
             body["error"] = record.exc_info[0].__name__
-            body["traceback"] = self.formatException(record.exc_info)
+            where = _raised_at(record.exc_info[2])
+            if where:
+                body["where"] = where
         return orjson.dumps(body).decode()
+
+
+def _raised_at(tb: TracebackType | None) -> str | None:
+    """Where an unexpected error was raised, as `file:line in function` of its innermost frame:
+    enough to find the bug, without a traceback (whose frames and message may quote a request
+    or a secret) in the log."""
+    if tb is None:
+        return None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    return f"{os.path.basename(code.co_filename)}:{tb.tb_lineno} in {code.co_name}"
 
 
 def configure_logging(level: int = logging.INFO) -> None:

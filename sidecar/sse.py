@@ -22,6 +22,16 @@ class SseEvent(NamedTuple):  # a tuple: one is built per relayed event
     event: str | None = None
 
 
+#: Event names decoded once (the general path decodes each like this, with "replace").
+_EVENT_NAMES = {
+    name.encode(): name
+    for name in (
+        "message_start", "content_block_start", "content_block_delta", "content_block_stop",
+        "message_delta", "message_stop", "ping", "error",
+    )
+}  # fmt: skip
+
+
 class SseDecoder:
     __slots__ = ("_buffer", "_data", "_event", "_event_size", "_max", "_pending", "_pending_size")
 
@@ -60,8 +70,13 @@ class SseDecoder:
 
     def _whole_data_events(self, chunk: bytes) -> list[SseEvent] | None:
         """The common read, decoded without the line machinery: nothing held from earlier reads,
-        and whole one-line `data: …` events with LF line ends. None for anything else."""
-        if self._buffer or self._pending or self._data or b"\r" in chunk or not chunk.startswith(b"data: "):
+        and whole one-line `data: …` events (or one `event: …` + `data: …` pair) with LF line
+        ends. None for anything else."""
+        if self._buffer or self._pending or self._data or b"\r" in chunk:
+            return None
+        if chunk.startswith(b"event: "):
+            return self._one_named_event(chunk)
+        if not chunk.startswith(b"data: "):
             return None
         end = len(chunk) - 2
         if chunk.find(b"\n") == end and chunk.endswith(b"\n\n") and end - 6 <= self._max:
@@ -80,6 +95,21 @@ class SseDecoder:
         self._pending_size += len(chunk)
         if len(self._buffer) + self._pending_size > self._max:
             raise UpstreamTooLargeError(f"an SSE line longer than {self._max} bytes")
+
+    def _one_named_event(self, chunk: bytes) -> list[SseEvent] | None:
+        """`event: NAME` then one `data: …` line and the blank line (Anthropic's usual read)."""
+        name_end = chunk.find(b"\n")
+        data_end = len(chunk) - 2
+        if (
+            name_end < 0
+            or chunk.find(b"\n", name_end + 1) != data_end
+            or not chunk.endswith(b"\n\n")
+            or not chunk.startswith(b"data: ", name_end + 1)
+            or data_end - name_end - 7 > self._max
+        ):
+            return None
+        name = _EVENT_NAMES.get(chunk[7:name_end]) or chunk[7:name_end].decode("utf-8", "replace")
+        return [SseEvent(chunk[name_end + 7 : data_end], name)]
 
     def idle(self) -> bool:
         """Nothing held from earlier reads: the next read starts a line."""

@@ -199,14 +199,41 @@ class _Exchange:
         return self._response is not None and self._response.content.is_eof()
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives, decoded; a stream over `maxAnswerBytes` in all is refused."""
+        """The body as it arrives, decoded; a stream over `maxAnswerBytes` in all is refused.
+
+        An uncompressed stream is read here, with no generator or coroutine in between: each
+        layer costs every chunk of a long stream."""
+        assert self._response is not None
         limit = self._timeouts.limits.max_answer_bytes
         size = 0
-        async for data in self._decoded(limit + 1):
-            size += len(data)
-            if size > limit:
-                raise UpstreamTooLargeError(f"a stream larger than {limit} bytes")
-            yield data
+        if "Content-Encoding" in self.headers:
+            async for data in self._decoded(limit + 1):
+                size += len(data)
+                if size > limit:
+                    raise UpstreamTooLargeError(f"a stream larger than {limit} bytes")
+                yield data
+            return
+        watch = _watch_for(self.headers.get("Content-Type", ""), self._timeouts.limits)
+        stream = self._response.content
+        silence = _SilenceWatch(self._response, self._timeouts.idle_s)
+        try:
+            while True:
+                silence.waiting = True
+                try:
+                    data = await stream.readany()
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    raise _network_error(exc) from exc
+                silence.waiting = False
+                if not data:
+                    return
+                size += len(data)
+                if size > limit:
+                    raise UpstreamTooLargeError(f"a stream larger than {limit} bytes")
+                if watch is not None:
+                    watch.feed(data)
+                yield data
+        finally:
+            silence.stop()
 
     async def _decoded(self, raw_limit: int) -> AsyncIterator[bytes]:
         assert self._response is not None
@@ -258,6 +285,46 @@ def _watch_for(content_type: str, limits: Limits) -> SseWatch | FrameWatch | Non
     return watch(limits) if watch is not None else None
 
 
+class _SilenceWatch:
+    """Ends a stream whose upstream has sent nothing for `idle_s` while the sidecar waited to
+    read it (`streamIdleMs`): one timer per stream, rescheduled every quarter of `idle_s`, that
+    compares the bytes received with its last look, so it fires between `idle_s` and 1.25 times
+    `idle_s` after the last byte. It takes over from aiohttp's `sock_read`, which covers the wait
+    for the response head but reschedules a timer on every read of the body. Time spent waiting
+    for the client (backpressure) is not the upstream's silence."""
+
+    __slots__ = ("_handle", "_idle_s", "_loop", "_seen", "_since", "_stream", "waiting")
+
+    def __init__(self, response: aiohttp.ClientResponse, idle_s: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stream = response.content
+        self._idle_s = idle_s
+        self._seen = self._stream.total_bytes
+        self._since = self._loop.time()
+        self.waiting = False
+        self._handle: asyncio.TimerHandle | None = None
+        connection = response.connection
+        if connection is not None and connection.protocol is not None:
+            # aiohttp's timer, left from the head's last read, is dropped at the body's first.
+            connection.protocol.read_timeout = None
+            self._handle = self._loop.call_later(idle_s / 4, self._check)
+
+    def _check(self) -> None:
+        now, received = self._loop.time(), self._stream.total_bytes
+        if received != self._seen or not self.waiting:
+            self._seen, self._since = received, now
+        elif now - self._since >= self._idle_s:
+            self._handle = None
+            self._stream.set_exception(aiohttp.ServerTimeoutError("Timeout on reading data from socket"))
+            return
+        self._handle = self._loop.call_at(now + self._idle_s / 4, self._check)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
 @functools.lru_cache(maxsize=1024)
 def _url(url: str) -> URL:
     """encoded=True: the path goes out exactly as built (Bedrock signs `%3A` in model ids)."""
@@ -266,9 +333,9 @@ def _url(url: str) -> URL:
 
 @functools.lru_cache(maxsize=64)
 def _client_timeout(connect_s: float, idle_s: float | None) -> aiohttp.ClientTimeout:
-    """Connect, and for a stream the longest silence between two reads (`streamIdleMs`, aiohttp's
-    own per-read timer, which is cheaper than a timer per chunk); the attempt (`attemptMs`, which
-    alone bounds a whole answer) and the deadline are bounded by the caller."""
+    """Connect, and for a stream the longest silence before its head (`streamIdleMs`; in its
+    body `_SilenceWatch` takes over); the attempt (`attemptMs`, which alone bounds a whole
+    answer) and the deadline are bounded by the caller."""
     return aiohttp.ClientTimeout(total=None, sock_connect=connect_s, sock_read=idle_s)
 
 

@@ -85,7 +85,8 @@ class SseWatch:
         limit = self._limits.max_sse_line_bytes
         if self._line + self._event + len(data) <= limit and data.endswith(b"\n\n"):
             # Nothing in `data` can pass the limit, and it ends an event: the common read.
-            self._line, self._event, self._line_ended, self._after_cr = 0, 0, True, False
+            if self._event or self._line or self._after_cr or not self._line_ended:
+                self._line, self._event, self._line_ended, self._after_cr = 0, 0, True, False
             return
         text = data[1:] if self._after_cr and data.startswith(b"\n") else data
         self._after_cr = text.endswith(b"\r")

@@ -12,7 +12,7 @@ upstream is not read, so a client that reads slowly slows its upstream down and 
 buffer (docs/hardening.md, "Backpressure"). A client that accepts no bytes for
 `limits.clientStallMs` is cut (`_StallWatch`): its connection is reset, the upstream's is
 released, the access line says `client_stalled` and `astra_client_stalls_total` counts it.
-Relaying hands the event loop back every `TURN_BYTES` (`_in_turns`), so a fast upstream's stream
+Relaying hands the event loop back every `TURN_BYTES` (`_Relay._rest_translated`), so a fast upstream's stream
 never holds the loop for long.
 """
 
@@ -25,7 +25,7 @@ import functools
 import socket
 import struct
 import termios
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -90,14 +90,25 @@ class _Relay:
             if self._held_size <= HELD_MAX:
                 return
             data, self._held = b"".join(held), None  # too much to hold: relay it as it comes
-        await self._stall_watch().write(self._response, data)
+        watch = self._watch or self._stall_watch()
+        watch.begin(len(data))
+        if len(data) <= WRITE_PIECE:
+            await self._response.write(data)
+        else:  # aiohttp waits for the client between writes, not inside one
+            view = memoryview(data)
+            for start in range(0, len(data), WRITE_PIECE):
+                await self._response.write(view[start : start + WRITE_PIECE])
+        watch.end()
 
     async def end(self) -> None:
         """The end of the response, with what is held."""
         if self._held is not None:
             await self._response.write_eof(b"".join(self._held))
             return
-        await self._stall_watch().write_eof(self._response)
+        watch = self._stall_watch()
+        watch.begin(0)
+        await self._response.write_eof()
+        watch.end()
 
     def stop(self) -> None:
         if self._watch is not None:
@@ -142,26 +153,43 @@ class _Relay:
     async def _rest_native(self) -> tuple[Failure | None, bool]:
         opened, watch, write = self._opened, self._opened.watch, self.write
         assert watch is not None
-        async for data in _in_turns(opened.chunks):
-            await write(data)
-            try:
-                watch.feed(data)
-            except UpstreamError as exc:
-                return exc.failure, True
+        since_turn = 0
+        async for read in opened.chunks:
+            for data in _pieces(read):
+                await write(data)
+                try:
+                    watch.feed(data)
+                except UpstreamError as exc:
+                    return exc.failure, True
+                since_turn += len(data)
+                if since_turn >= TURN_BYTES:
+                    since_turn = 0
+                    await asyncio.sleep(0)
         watch.finish()
         return None, False
 
     async def _rest_translated(self) -> None:
+        """Hands the loop back after every `TURN_BYTES`, inline rather than through another
+        generator (`_pieces`): reads of an upstream that sends fast complete without waiting, so
+        one task would otherwise relay, and translate, all that is buffered in one callback (tens
+        of ms for a few hundred KiB) while a healthy request waited (docs/hardening.md, "No
+        blocking callback")."""
         opened, translator, write = self._opened, self._opened.translator, self.write
         assert translator is not None
         as_is = _as_is_check(translator, self._encoder) if self._guard is None else None
-        async for data in _in_turns(opened.chunks):
-            if as_is is not None and as_is(data):
-                await write(data)
-                continue
-            payloads = translator.feed(data)
-            if payloads and (encoded := self._encode(payloads)):
-                await write(encoded)
+        since_turn = 0
+        async for read in opened.chunks:
+            for data in _pieces(read):
+                if as_is is not None and as_is(data):
+                    await write(data)
+                else:
+                    payloads = translator.feed(data)
+                    if payloads and (encoded := self._encode(payloads)):
+                        await write(encoded)
+                since_turn += len(data)
+                if since_turn >= TURN_BYTES:
+                    since_turn = 0
+                    await asyncio.sleep(0)
         tail = translator.finish()
         # The last chunks and the stream's terminator go out in one write.
         closing = (self._encode(tail) if tail else b"") + self._close()
@@ -232,22 +260,15 @@ class _StallWatch:
             _bound_send_buffer(transport)
             self._handle = self._loop.call_later(stall_s / 4, self._check)
 
-    async def write(self, response: web.StreamResponse, data: bytes) -> None:
+    def begin(self, size: int) -> None:
+        """A write of `size` bytes starts: from now it may wait for the client."""
         self._since = self._loop.time()
-        self._written += len(data)
-        if len(data) <= WRITE_PIECE:
-            await response.write(data)
-        else:  # aiohttp waits for the client between writes, not inside one
-            view = memoryview(data)
-            for start in range(0, len(data), WRITE_PIECE):
-                await response.write(view[start : start + WRITE_PIECE])
-        if self.stalled:  # woken by the cut itself
-            raise ClientStalledError("the client accepted no bytes")
-        self._since = None
+        self._written += size
 
-    async def write_eof(self, response: web.StreamResponse) -> None:
-        self._since = self._loop.time()
-        await response.write_eof()
+    def end(self) -> None:
+        """The write is done, unless it was woken by the cut itself."""
+        if self.stalled:
+            raise ClientStalledError("the client accepted no bytes")
         self._since = None
 
     def _check(self) -> None:
@@ -270,24 +291,11 @@ class _StallWatch:
             self._handle = None
 
 
-async def _in_turns(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The chunks in pieces of at most `FEED_PIECE` bytes, handing the loop back after every
-    `TURN_BYTES`: reads of an upstream that sends fast complete without waiting, so without this
-    one task would relay (and translate) all that is buffered in one callback (tens of ms for a
-    few hundred KiB), and many fast streams would each take a long turn before a healthy request
-    got one (docs/hardening.md, "No blocking callback")."""
-    since_turn = 0
-    async for data in chunks:
-        if len(data) <= FEED_PIECE:
-            pieces: Iterable[bytes] = (data,)
-        else:
-            pieces = (data[start : start + FEED_PIECE] for start in range(0, len(data), FEED_PIECE))
-        for piece in pieces:
-            yield piece
-            since_turn += len(piece)
-            if since_turn >= TURN_BYTES:
-                since_turn = 0
-                await asyncio.sleep(0)
+def _pieces(data: bytes) -> tuple[bytes, ...] | list[bytes]:
+    """One read in pieces of at most `FEED_PIECE` bytes (the read itself, the usual case)."""
+    if len(data) <= FEED_PIECE:
+        return (data,)
+    return [data[start : start + FEED_PIECE] for start in range(0, len(data), FEED_PIECE)]
 
 
 def _bound_send_buffer(transport: asyncio.Transport) -> None:

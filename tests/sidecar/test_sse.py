@@ -1,6 +1,7 @@
 """SSE decoding: the same events whatever the reads look like.
 
-`SseDecoder` decodes the common read (whole one-line `data:` events) without its line machinery;
+`SseDecoder` decodes the common reads (whole one-line `data:` events, or one `event:` + `data:`
+pair) without its line machinery;
 these tests hold that shortcut to the general path: a stream fed one byte at a time never takes
 it, so every other way of cutting the same bytes must give the same events.
 """
@@ -41,13 +42,19 @@ def test_whole_data_events_in_one_read() -> None:
     assert _decode([stream]) == [SseEvent(b'{"a":1}'), SseEvent(b'{"b":2}')] == _bytewise(stream)
 
 
+def test_one_named_event_in_one_read() -> None:
+    stream = b'event: content_block_delta\ndata: {"a":1}\n\n'
+    assert _decode([stream]) == [SseEvent(b'{"a":1}', "content_block_delta")] == _bytewise(stream)
+    assert _decode([b"event: other\ndata: \n\n"]) == [SseEvent(b"", "other")]
+
+
 def test_named_events_comments_multi_line_data_and_crlf_take_the_general_path() -> None:
     stream = b": keep-alive\n\nevent: delta\ndata: one\ndata: two\n\ndata:x\r\n\r\n"
     assert _decode([stream]) == [SseEvent(b"one\ntwo", "delta"), SseEvent(b"x")] == _bytewise(stream)
 
 
 _LINE = st.sampled_from(
-    [b'data: {"x":1}', b"data: [DONE]", b"data:tight", b": comment", b"event: named", b"data: "]
+    [b'data: {"x":1}', b"data: [DONE]", b"data:tight", b": comment", b"event: named", b"event: ping", b"data: "]
 )
 _EOL = st.sampled_from([b"\n", b"\r\n", b"\r"])
 _EVENT = st.tuples(st.lists(_LINE, min_size=1, max_size=3), _EOL).map(lambda e: e[1].join(e[0]) + e[1] * 2)

@@ -32,13 +32,18 @@ def named_events(events: Iterable[SseEvent], cluster_key: str) -> Iterator[tuple
     """Each event's name (its `event:` line, else its data's `type`) and data object, decoded one
     at a time (so a caller that stops early never decodes the rest)."""
     for event in events:
-        try:
-            data = orjson.loads(event.data)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamStreamError(malformed_stream("event data is not JSON"), cluster_key) from exc
-        if not isinstance(data, dict):
-            raise UpstreamStreamError(malformed_stream("event data is not an object"), cluster_key)
-        yield event.event or str(data.get("type")), data
+        yield named_event(event, cluster_key)
+
+
+def named_event(event: SseEvent, cluster_key: str) -> tuple[str, Json]:
+    """One event's name and data object (`named_events`)."""
+    try:
+        data = orjson.loads(event.data)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamStreamError(malformed_stream("event data is not JSON"), cluster_key) from exc
+    if type(data) is not dict:
+        raise UpstreamStreamError(malformed_stream("event data is not an object"), cluster_key)
+    return event.event or str(data.get("type")), data
 
 
 def error_event(data: Json, cluster_key: str) -> UpstreamStreamError:

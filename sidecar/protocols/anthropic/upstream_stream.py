@@ -30,7 +30,7 @@ from astra_sidecar.sidecar.policy.reasoning import REASONING_FIELD
 from astra_sidecar.sidecar.protocols.anthropic.upstream_events import (
     UsageTally,
     error_event,
-    named_events,
+    named_event,
     stream_cut,
 )
 from astra_sidecar.sidecar.protocols.anthropic.upstream_response import chat_id
@@ -96,7 +96,8 @@ class AnthropicStreamTranslator:
         out: list[bytes] = []
         if self._done:
             return out
-        for name, data in named_events(events, self._cluster):
+        for event in events:  # decoded one at a time: nothing after message_stop is decoded
+            name, data = named_event(event, self._cluster)
             handler = self._handlers.get(name)
             if handler is not None:
                 out.extend(handler(data))
@@ -105,6 +106,8 @@ class AnthropicStreamTranslator:
         return out
 
     def _chunk(self, delta: Json, finish: str | None = None) -> list[bytes]:
+        if self._writer is not None:
+            return [self._writer.chunk(delta, finish)]
         out = self._start(None)
         assert self._writer is not None
         out.append(self._writer.chunk(delta, finish))
@@ -168,11 +171,14 @@ class AnthropicStreamTranslator:
         return self._chunk({REASONING_FIELD: text}) if text else []
 
     def _block_delta(self, data: Json) -> list[bytes]:
-        state = self._blocks.get(int(data.get("index") or 0))
         delta = data.get("delta") or {}
         kind = delta.get("type")
-        if kind == "text_delta" and delta.get("text"):
-            return self._chunk({"content": delta["text"]})
+        if kind == "text_delta":
+            text = delta.get("text")
+            if text and self._writer is not None and type(text) is str:
+                return [self._writer.content(text)]
+            return self._chunk({"content": text}) if text else []
+        state = self._blocks.get(int(data.get("index") or 0))
         if kind in ("thinking_delta", "signature_delta"):
             return self._thinking_delta(state, delta)
         if kind != "input_json_delta" or state is None or not delta.get("partial_json"):

@@ -177,16 +177,22 @@ def _nothing_to_see(payload: bytes) -> bool:
 
     Checked on the bytes as OpenAI-compatible servers write them (compact JSON); a key inside a
     string is escaped (`\\"usage\\"`) and never matches. Anything else is walked (`_relay`)."""
-    return payload.count(b'"finish_reason":null') == payload.count(b'"finish_reason"') and payload.count(
-        b'"usage":null'
-    ) == payload.count(b'"usage"')
+    if payload.count(b'"finish_reason":null') != payload.count(b'"finish_reason"'):
+        return False
+    usages = payload.count(b'"usage"')
+    return not usages or payload.count(b'"usage":null') == usages
 
 
-def _is_object(payload: bytes) -> bool:
-    try:
-        return type(orjson.loads(payload)) is dict
-    except orjson.JSONDecodeError:
-        return False  # fed as usual, which reports it
+def _looks_whole(event: bytes) -> bool:
+    """Whether one event's JSON has balanced braces and brackets and an even count of quotes, as
+    an object cut short does not: a check that allocates nothing, where parsing every chunk of a
+    long stream would cost more than relaying it. An event it refuses is fed (and so parsed),
+    which costs only time when the refusal came from a brace or an escaped quote in a string."""
+    return (
+        event.count(b"{") == event.count(b"}")
+        and event.count(b"[") == event.count(b"]")
+        and not event.count(b'"') & 1
+    )
 
 
 class OpenAIStreamTranslator:
@@ -208,8 +214,9 @@ class OpenAIStreamTranslator:
 
     def relayed_as_is(self, data: bytes) -> bool:
         """Whether `data`, one read, is whole one-line `data: {…}` events that need nothing
-        (`_nothing_to_see`, no error, no normalising rules for this provider) and each parse as a
-        JSON object: the caller relays it as it came (`base.StreamTranslator`). Any other read is fed."""
+        (`_nothing_to_see`, no error, no normalising rules for this provider) and none of them
+        cut short (`_looks_whole`): the caller relays it as it came, as native streams are,
+        without parsing it (`base.StreamTranslator`). Any other read is fed."""
         decoder = self._decoder
         if self._rules or self._done or not decoder.idle() or len(data) - 8 > decoder.max_bytes:
             return False
@@ -218,10 +225,11 @@ class OpenAIStreamTranslator:
         if b'"error"' in data or not _nothing_to_see(data):
             return False
         if data.find(b"\n") == len(data) - 2:
-            return _is_object(data[6:-2])
+            return _looks_whole(data)
         events = data[:-2].split(b"\n\n")
         return all(
-            event.startswith(b"data: {") and b"\n" not in event and _is_object(event[6:]) for event in events
+            event.startswith(b"data: {") and event.endswith(b"}") and b"\n" not in event and _looks_whole(event)
+            for event in events
         )
 
     def finish(self) -> list[bytes]:

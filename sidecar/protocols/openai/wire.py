@@ -86,7 +86,7 @@ class ChunkWriter:
     With `include_usage`, every chunk carries `"usage": null` and `usage_chunk` emits the final
     usage-only chunk, as OpenAI does with `stream_options.include_usage`."""
 
-    __slots__ = ("_base", "_head", "_tail", "include_usage")
+    __slots__ = ("_base", "_content_head", "_content_tail", "_head", "_tail", "include_usage")
 
     def __init__(self, *, model: str, include_usage: bool, id: str | None = None, created: int | None = None):
         self.include_usage = include_usage
@@ -99,6 +99,8 @@ class ChunkWriter:
         # Every chunk of the stream shares these bytes: only the choice is serialised per chunk.
         self._head = orjson.dumps(self._base)[:-1] + b',"choices":[{"index":'
         self._tail = b'}],"usage":null}' if include_usage else b"}]}"
+        self._content_head = self._head + b'0,"delta":{"content":'
+        self._content_tail = b'},"logprobs":null,"finish_reason":null' + self._tail
 
     def chunk(self, delta: Json, finish_reason: str | None = None, index: int = 0) -> bytes:
         """One choice's delta; `index` is the choice index (`n` > 1 answers). The bytes are those
@@ -108,6 +110,10 @@ class ChunkWriter:
             (self._head, b"%d" % index, b',"delta":', orjson.dumps(delta), b',"logprobs":null,"finish_reason":',
              finish, self._tail)
         )  # fmt: skip
+
+    def content(self, text: str) -> bytes:
+        """`chunk({"content": text})`, the usual chunk of a translated stream, with less to build."""
+        return self._content_head + orjson.dumps(text) + self._content_tail
 
     def usage_chunk(self, usage: Usage, *, report_reasoning: bool = False) -> bytes:
         body = dict(self._base)

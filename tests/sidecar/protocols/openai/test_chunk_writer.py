@@ -35,3 +35,10 @@ def test_a_chunk_is_the_whole_object_serialised(
     if include_usage:
         whole["usage"] = None
     assert writer.chunk(delta, finish, index) == orjson.dumps(whole)
+
+
+@pytest.mark.parametrize("include_usage", [True, False])
+@pytest.mark.parametrize("text", ["plain", 'quote " and \\ and \u00e9', "line\nbreak"])
+def test_a_content_chunk_is_the_chunk_of_that_delta(include_usage: bool, text: str) -> None:
+    writer = ChunkWriter(model="m", include_usage=include_usage, id="chatcmpl-1", created=7)
+    assert writer.content(text) == writer.chunk({"content": text})
