@@ -24,11 +24,12 @@ from astra_sidecar.compiler.table import Cluster
 from astra_sidecar.sidecar.policy.agent import Prepared
 from astra_sidecar.sidecar.policy.reasoning import HiddenReasoning, exposes, hide_in_completion
 from astra_sidecar.sidecar.protocols import registry
-from astra_sidecar.sidecar.protocols.base import Completion, StreamTranslator
+from astra_sidecar.sidecar.protocols.base import AuthMaterial, Completion, StreamTranslator
 from astra_sidecar.sidecar.protocols.codec import IngressCall, IngressCodec, NativePath, StreamWatch
 from astra_sidecar.sidecar.protocols.openai.policy_access import ACCESS as OPENAI_ACCESS
 from astra_sidecar.sidecar.protocols.openai.validate import check_chat_body
 from astra_sidecar.sidecar.resilience.attempt import BuiltAttempt, CallShape
+from astra_sidecar.sidecar.serving import off_loop
 
 if TYPE_CHECKING:  # types only: the runtime imports the protocol registry
     from astra_sidecar.sidecar.runtime import AgentRuntime, ClusterRuntime
@@ -37,16 +38,20 @@ if TYPE_CHECKING:  # types only: the runtime imports the protocol registry
 class OpenAICall:
     """An OpenAI chat request: the agent's policy per cluster, then the cluster's adapter."""
 
-    __slots__ = ("_agent", "_call", "prepared")
+    __slots__ = ("_agent", "_call", "_large", "prepared")
 
-    def __init__(self, agent: AgentRuntime, prepared: Prepared, call: IngressCall) -> None:
+    def __init__(self, agent: AgentRuntime, prepared: Prepared, call: IngressCall, large: bool = False) -> None:
         self._agent = agent
         self._call = call
+        self._large = large
         self.prepared = prepared
 
     async def build(self, cluster: ClusterRuntime) -> BuiltAttempt:
-        body = self._agent.policy.for_cluster(self.prepared, cluster.cluster, OPENAI_ACCESS)
         auth = await cluster.credentials.material(self._call.inbound)
+        return await off_loop.run(self._large, lambda: self._built(cluster, auth))
+
+    def _built(self, cluster: ClusterRuntime, auth: AuthMaterial) -> BuiltAttempt:
+        body = self._agent.policy.for_cluster(self.prepared, cluster.cluster, OPENAI_ACCESS)
         return BuiltAttempt(cluster.adapter.build_request(cluster.cluster, self._agent.agent, body, auth), body)
 
     def parse(self, cluster: ClusterRuntime, built: BuiltAttempt, raw: bytes) -> Completion:
@@ -67,7 +72,10 @@ class ForeignCall:
     """A call in an API with a native path: native on clusters of its wire format (unless the
     agent's tool guard needs OpenAI answers), translated through OpenAI everywhere else."""
 
-    def __init__(self, codec: IngressCodec, native: NativePath, call: IngressCall, agent: AgentRuntime) -> None:
+    def __init__(
+        self, codec: IngressCodec, native: NativePath, call: IngressCall, agent: AgentRuntime, large: bool = False
+    ) -> None:
+        self._large = large
         self._codec = codec
         self._native_path = native
         self._call = call
@@ -104,15 +112,18 @@ class ForeignCall:
             prepared = self._agent.policy.prepare(check_chat_body(self._codec.to_openai(call)), OPENAI_ACCESS)
             if removed:
                 prepared = replace(prepared, removed_tools=removed + prepared.removed_tools)
-            self._openai = OpenAICall(self._agent, prepared, self._call)
+            self._openai = OpenAICall(self._agent, prepared, self._call, self._large)
         return self._openai
 
     async def build(self, cluster: ClusterRuntime) -> BuiltAttempt:
         if not self._is_native(cluster.cluster):
-            return await self._openai_call().build(cluster)
+            return await (await off_loop.run(self._large, self._openai_call)).build(cluster)
+        auth = await cluster.credentials.material(self._call.inbound)
+        return await off_loop.run(self._large, lambda: self._built_native(cluster, auth))
+
+    def _built_native(self, cluster: ClusterRuntime, auth: AuthMaterial) -> BuiltAttempt:
         native = self._native_path
         body = self._agent.policy.for_cluster(self._native_prepared(), cluster.cluster, native.access)
-        auth = await cluster.credentials.material(self._call.inbound)
         return BuiltAttempt(native.request(cluster.cluster, body, auth, self._call), body, native=True)
 
     def parse(self, cluster: ClusterRuntime, built: BuiltAttempt, raw: bytes) -> Completion:
@@ -127,16 +138,19 @@ class ForeignCall:
         return self._native_path.watch(cluster.cluster)
 
 
-def call_shape(codec: IngressCodec, call: IngressCall, agent: AgentRuntime) -> tuple[CallShape, tuple[str, ...]]:
-    """The shape of `call` for `agent`'s plan, and the request tools its policy removed."""
+def call_shape(
+    codec: IngressCodec, call: IngressCall, agent: AgentRuntime, *, large: bool = False
+) -> tuple[CallShape, tuple[str, ...]]:
+    """The shape of `call` for `agent`'s plan, and the request tools its policy removed.
+    `large`: a large request, whose attempts build their bodies in `off_loop`'s lane."""
     native = registry.native_path(codec.wire)
     if native is None:
         body = codec.to_openai(call)
         if codec.wire != OPENAI_WIRE:
             body = check_chat_body(body)
         prepared = agent.policy.prepare(body, OPENAI_ACCESS)
-        return OpenAICall(agent, prepared, call), prepared.removed_tools
-    shape = ForeignCall(codec, native, call, agent)
+        return OpenAICall(agent, prepared, call, large), prepared.removed_tools
+    shape = ForeignCall(codec, native, call, agent, large)
     return shape, shape.removed_tools()
 
 

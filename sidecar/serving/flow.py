@@ -26,10 +26,10 @@ from astra_sidecar.sidecar.fleet.quota import Ticket, refusal_headers
 from astra_sidecar.sidecar.limits import DEFAULT_LIMITS, Limits
 from astra_sidecar.sidecar.policy.context import fit_plan
 from astra_sidecar.sidecar.protocols.base import Usage
-from astra_sidecar.sidecar.protocols.codec import IngressCall, IngressCodec
+from astra_sidecar.sidecar.protocols.codec import IngressCall, IngressCodec, RequestSize
 from astra_sidecar.sidecar.resilience.attempt import CallShape, whole_answer
 from astra_sidecar.sidecar.resilience.plan import Deadline, Outcome, Plan, run_plan
-from astra_sidecar.sidecar.serving import admission
+from astra_sidecar.sidecar.serving import admission, off_loop
 from astra_sidecar.sidecar.serving.calls import call_shape
 from astra_sidecar.sidecar.serving.common import begin_request, end_request, outcome_headers, read_json
 from astra_sidecar.sidecar.serving.embeddings import kind_mismatch
@@ -55,6 +55,8 @@ class Exchange:
     started: float
     ticket: Ticket | None = None
     limits: Limits = DEFAULT_LIMITS
+    #: A large body: its CPU work, and its release, in `off_loop`'s lane.
+    large: bool = False
 
     @property
     def agent(self) -> AgentRuntime:
@@ -100,6 +102,9 @@ async def serve(request: web.Request, codec: IngressCodec) -> web.StreamResponse
             end_request(request, record, started, None, None)
         else:
             end_request(request, record, started, exchange.agent.agent.id, exchange.ticket)
+            if exchange.large:
+                off_loop.release([exchange])
+                exchange = None
 
 
 async def _exchange(request: web.Request, codec: IngressCodec, record: AccessRecord) -> Exchange:
@@ -108,7 +113,9 @@ async def _exchange(request: web.Request, codec: IngressCodec, record: AccessRec
     if state.draining:
         raise ClientError(503, "the sidecar is shutting down", code="draining", error_type="server_error")
     raw = await read_json(request, runtime.table.settings.max_body_bytes)
-    call = codec.parse(raw, request.match_info, request.query, request.headers)
+    large = len(await request.read()) > off_loop.LARGE_BODY_BYTES  # aiohttp keeps what it read
+    parse = functools.partial(codec.parse, raw, request.match_info, request.query, request.headers)
+    call = await off_loop.run(large, parse)
     agent = runtime.agents.get(call.agent_id)
     if agent is None:
         raise ClientError(
@@ -122,16 +129,24 @@ async def _exchange(request: web.Request, codec: IngressCodec, record: AccessRec
         raise kind_mismatch(agent.agent.id, agent.agent.kind)
     record.stream = call.stream
     admission.admit(request, record)
-    size = codec.size(call)
+    size = await off_loop.run(large, functools.partial(codec.size, call))
     ticket = await state.shared.quotas.admit(agent.agent, request.headers, size, call.stream)
-    agent = fit_plan(agent, size)
-    shape, removed = call_shape(codec, call, agent)
+    fitted, shape, removed = await off_loop.run(large, functools.partial(_shaped, codec, call, agent, size, large))
     shared = state.shared
     if removed:
         shared.metrics.tools_removed.labels(agent.agent.id).inc(len(removed))
     deadline = Deadline(shared.clock, agent.agent.request_timeout_ms)
-    plan = Plan(agent=agent, deadline=deadline, clock=shared.clock, rng=shared.rng, metrics=shared.metrics)
-    return Exchange(codec, call, plan, shape, removed, shared.clock.now(), ticket, runtime.limits)
+    plan = Plan(agent=fitted, deadline=deadline, clock=shared.clock, rng=shared.rng, metrics=shared.metrics)
+    return Exchange(codec, call, plan, shape, removed, shared.clock.now(), ticket, runtime.limits, large)
+
+
+def _shaped(
+    codec: IngressCodec, call: IngressCall, agent: AgentRuntime, size: RequestSize, large: bool
+) -> tuple[AgentRuntime, CallShape, tuple[str, ...]]:
+    """The agent with the plan that fits the request, the call's shape and the tools removed."""
+    fitted = fit_plan(agent, size)
+    shape, removed = call_shape(codec, call, fitted, large=large)
+    return fitted, shape, removed
 
 
 async def _whole(exchange: Exchange, record: AccessRecord) -> web.Response:
