@@ -48,7 +48,9 @@ class OpenAICall:
 
     async def build(self, cluster: ClusterRuntime) -> BuiltAttempt:
         auth = await cluster.credentials.material(self._call.inbound)
-        return await off_loop.run(self._large, lambda: self._built(cluster, auth))
+        if self._large:
+            return await off_loop.run(lambda: self._built(cluster, auth))
+        return self._built(cluster, auth)
 
     def _built(self, cluster: ClusterRuntime, auth: AuthMaterial) -> BuiltAttempt:
         body = self._agent.policy.for_cluster(self.prepared, cluster.cluster, OPENAI_ACCESS)
@@ -117,9 +119,12 @@ class ForeignCall:
 
     async def build(self, cluster: ClusterRuntime) -> BuiltAttempt:
         if not self._is_native(cluster.cluster):
-            return await (await off_loop.run(self._large, self._openai_call)).build(cluster)
+            call = await off_loop.run(self._openai_call) if self._large else self._openai_call()
+            return await call.build(cluster)
         auth = await cluster.credentials.material(self._call.inbound)
-        return await off_loop.run(self._large, lambda: self._built_native(cluster, auth))
+        if self._large:
+            return await off_loop.run(lambda: self._built_native(cluster, auth))
+        return self._built_native(cluster, auth)
 
     def _built_native(self, cluster: ClusterRuntime, auth: AuthMaterial) -> BuiltAttempt:
         native = self._native_path

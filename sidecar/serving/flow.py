@@ -113,9 +113,12 @@ async def _exchange(request: web.Request, codec: IngressCodec, record: AccessRec
     if state.draining:
         raise ClientError(503, "the sidecar is shutting down", code="draining", error_type="server_error")
     raw = await read_json(request, runtime.table.settings.max_body_bytes)
-    large = len(await request.read()) > off_loop.LARGE_BODY_BYTES  # aiohttp keeps what it read
+    length = request.content_length
+    if length is None:  # chunked: aiohttp returns what it already read
+        length = len(await request.read())
+    large = length > off_loop.LARGE_BODY_BYTES
     parse = functools.partial(codec.parse, raw, request.match_info, request.query, request.headers)
-    call = await off_loop.run(large, parse)
+    call = await off_loop.run(parse) if large else parse()
     agent = runtime.agents.get(call.agent_id)
     if agent is None:
         raise ClientError(
@@ -129,9 +132,10 @@ async def _exchange(request: web.Request, codec: IngressCodec, record: AccessRec
         raise kind_mismatch(agent.agent.id, agent.agent.kind)
     record.stream = call.stream
     admission.admit(request, record)
-    size = await off_loop.run(large, functools.partial(codec.size, call))
+    size = await off_loop.run(functools.partial(codec.size, call)) if large else codec.size(call)
     ticket = await state.shared.quotas.admit(agent.agent, request.headers, size, call.stream)
-    fitted, shape, removed = await off_loop.run(large, functools.partial(_shaped, codec, call, agent, size, large))
+    shaped = functools.partial(_shaped, codec, call, agent, size, large)
+    fitted, shape, removed = await off_loop.run(shaped) if large else shaped()
     shared = state.shared
     if removed:
         shared.metrics.tools_removed.labels(agent.agent.id).inc(len(removed))

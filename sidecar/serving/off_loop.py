@@ -39,10 +39,9 @@ def _executor() -> ThreadPoolExecutor:
     return _lane
 
 
-async def run(large: bool, work: Callable[[], T]) -> T:
-    """`work()`, in the lane when the request is large (its exceptions are raised here)."""
-    if not large:
-        return work()
+async def run(work: Callable[[], T]) -> T:
+    """`work()` in the lane (its exceptions are raised here). Callers call small requests' work
+    themselves: a coroutine per step is a cost every request would pay."""
     return await asyncio.get_running_loop().run_in_executor(_executor(), work)
 
 

@@ -1,4 +1,4 @@
-"""`off_loop`: a large request's CPU work and release run in the lane's thread, small ones inline."""
+"""`off_loop`: a large request's CPU work and release run in the lane's thread."""
 
 from __future__ import annotations
 
@@ -16,9 +16,8 @@ def _thread_name() -> str:
     return threading.current_thread().name
 
 
-async def test_a_small_request_works_inline_and_a_large_one_in_the_lane() -> None:
-    assert await off_loop.run(False, _thread_name) == threading.current_thread().name
-    assert (await off_loop.run(True, _thread_name)).startswith("astra-large-body")
+async def test_the_work_of_a_large_request_runs_in_the_lane() -> None:
+    assert (await off_loop.run(_thread_name)).startswith("astra-large-body")
     assert sys.getswitchinterval() <= off_loop.SWITCH_INTERVAL_S
 
 
@@ -27,7 +26,7 @@ async def test_an_error_in_the_lane_is_raised_to_the_caller() -> None:
         raise ValueError("not a chat body")
 
     with pytest.raises(ValueError, match="not a chat body"):
-        await off_loop.run(True, refuse)
+        await off_loop.run(refuse)
 
 
 class _Body:
