@@ -33,7 +33,13 @@ from astra_sidecar.compiler.table import Cluster
 from astra_sidecar.sidecar.errors import UpstreamNetworkError, UpstreamTooLargeError, network_failure
 from astra_sidecar.sidecar.limits import DEFAULT_LIMITS, Limits
 from astra_sidecar.sidecar.protocols.base import UpstreamRequest
-from astra_sidecar.sidecar.upstream_body import ACCEPT_ENCODING, FrameWatch, SseWatch, inflater_for
+from astra_sidecar.sidecar.upstream_body import (
+    ACCEPT_ENCODING,
+    FrameWatch,
+    SilenceWatch,
+    SseWatch,
+    inflater_for,
+)
 
 #: What upstreams see of the sidecar: its name, no version.
 USER_AGENT = "astra-sidecar"
@@ -105,13 +111,14 @@ class _Exchange:
     Entering sends the request; leaving returns the connection to the pool, or closes it when the
     body was left unread (a cut, or a stream the client abandoned)."""
 
-    __slots__ = ("_pooled", "_request", "_response", "_timeouts", "headers", "status")
+    __slots__ = ("_pooled", "_request", "_response", "_silence", "_timeouts", "headers", "status")
 
     def __init__(self, pooled: _PooledSession, request: UpstreamRequest, timeouts: AttemptTimeouts) -> None:
         self._pooled = pooled
         self._request = request
         self._timeouts = timeouts
         self._response: aiohttp.ClientResponse | None = None
+        self._silence: SilenceWatch | None = None
         self.status = 0
         self.headers: Mapping[str, str] = {}
 
@@ -148,6 +155,8 @@ class _Exchange:
     async def __aexit__(self, *exc_info: object) -> None:
         response = self._response
         self._pooled.in_flight -= 1
+        if self._silence is not None:  # a stream left before its end: its generator may linger
+            self._silence.stop()
         if response is None:
             return
         if response.content.at_eof():
@@ -215,7 +224,7 @@ class _Exchange:
             return
         watch = _watch_for(self.headers.get("Content-Type", ""), self._timeouts.limits)
         stream = self._response.content
-        silence = _SilenceWatch(self._response, self._timeouts.idle_s)
+        silence = self._silence = SilenceWatch(self._response, self._timeouts.idle_s)
         try:
             while True:
                 silence.waiting = True
@@ -285,46 +294,6 @@ def _watch_for(content_type: str, limits: Limits) -> SseWatch | FrameWatch | Non
     return watch(limits) if watch is not None else None
 
 
-class _SilenceWatch:
-    """Ends a stream whose upstream has sent nothing for `idle_s` while the sidecar waited to
-    read it (`streamIdleMs`): one timer per stream, rescheduled every quarter of `idle_s`, that
-    compares the bytes received with its last look, so it fires between `idle_s` and 1.25 times
-    `idle_s` after the last byte. It takes over from aiohttp's `sock_read`, which covers the wait
-    for the response head but reschedules a timer on every read of the body. Time spent waiting
-    for the client (backpressure) is not the upstream's silence."""
-
-    __slots__ = ("_handle", "_idle_s", "_loop", "_seen", "_since", "_stream", "waiting")
-
-    def __init__(self, response: aiohttp.ClientResponse, idle_s: float) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stream = response.content
-        self._idle_s = idle_s
-        self._seen = self._stream.total_bytes
-        self._since = self._loop.time()
-        self.waiting = False
-        self._handle: asyncio.TimerHandle | None = None
-        connection = response.connection
-        if connection is not None and connection.protocol is not None:
-            # aiohttp's timer, left from the head's last read, is dropped at the body's first.
-            connection.protocol.read_timeout = None
-            self._handle = self._loop.call_later(idle_s / 4, self._check)
-
-    def _check(self) -> None:
-        now, received = self._loop.time(), self._stream.total_bytes
-        if received != self._seen or not self.waiting:
-            self._seen, self._since = received, now
-        elif now - self._since >= self._idle_s:
-            self._handle = None
-            self._stream.set_exception(aiohttp.ServerTimeoutError("Timeout on reading data from socket"))
-            return
-        self._handle = self._loop.call_at(now + self._idle_s / 4, self._check)
-
-    def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-
 @functools.lru_cache(maxsize=1024)
 def _url(url: str) -> URL:
     """encoded=True: the path goes out exactly as built (Bedrock signs `%3A` in model ids)."""
@@ -334,7 +303,7 @@ def _url(url: str) -> URL:
 @functools.lru_cache(maxsize=64)
 def _client_timeout(connect_s: float, idle_s: float | None) -> aiohttp.ClientTimeout:
     """Connect, and for a stream the longest silence before its head (`streamIdleMs`; in its
-    body `_SilenceWatch` takes over); the attempt (`attemptMs`, which alone bounds a whole
+    body `SilenceWatch` takes over); the attempt (`attemptMs`, which alone bounds a whole
     answer) and the deadline are bounded by the caller."""
     return aiohttp.ClientTimeout(total=None, sock_connect=connect_s, sock_read=idle_s)
 

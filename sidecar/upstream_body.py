@@ -5,7 +5,8 @@ The transport turns aiohttp's own decompression off and decodes here instead: `g
 `_PIECE` bytes, with a pause for the event loop between pieces, so a bomb costs a few ms of loop
 time and stops at `maxDecompressedBytes` or `maxCompressionRatio`. Any other encoding is refused.
 `text/event-stream` bodies have their line and event lengths watched, and
-`application/vnd.amazon.eventstream` bodies the length each frame's prelude declares.
+`application/vnd.amazon.eventstream` bodies the length each frame's prelude declares, and a
+stream's silence is bounded (`SilenceWatch`, `streamIdleMs`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import asyncio
 import struct
 import zlib
 from collections.abc import AsyncIterator
+
+import aiohttp
 
 from astra_sidecar.sidecar.errors import UpstreamTooLargeError
 from astra_sidecar.sidecar.limits import RATIO_GRACE_BYTES, Limits
@@ -146,3 +149,43 @@ class FrameWatch:
             if total > self._limit:
                 raise UpstreamTooLargeError(f"an event-stream frame of {total} bytes (limit {self._limit})")
             self._left = max(0, total - 4)
+
+
+class SilenceWatch:
+    """Ends a stream whose upstream has sent nothing for `idle_s` while the sidecar waited to
+    read it (`streamIdleMs`): one timer per stream, rescheduled every quarter of `idle_s`, that
+    compares the bytes received with its last look, so it fires between `idle_s` and 1.25 times
+    `idle_s` after the last byte. It takes over from aiohttp's `sock_read`, which covers the wait
+    for the response head but reschedules a timer on every read of the body. Time spent waiting
+    for the client (backpressure) is not the upstream's silence."""
+
+    __slots__ = ("_handle", "_idle_s", "_loop", "_seen", "_since", "_stream", "waiting")
+
+    def __init__(self, response: aiohttp.ClientResponse, idle_s: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stream = response.content
+        self._idle_s = idle_s
+        self._seen = self._stream.total_bytes
+        self._since = self._loop.time()
+        self.waiting = False
+        self._handle: asyncio.TimerHandle | None = None
+        connection = response.connection
+        if connection is not None and connection.protocol is not None:
+            # aiohttp's timer, left from the head's last read, is dropped at the body's first.
+            connection.protocol.read_timeout = None
+            self._handle = self._loop.call_later(idle_s / 4, self._check)
+
+    def _check(self) -> None:
+        now, received = self._loop.time(), self._stream.total_bytes
+        if received != self._seen or not self.waiting:
+            self._seen, self._since = received, now
+        elif now - self._since >= self._idle_s:
+            self._handle = None
+            self._stream.set_exception(aiohttp.ServerTimeoutError("Timeout on reading data from socket"))
+            return
+        self._handle = self._loop.call_at(now + self._idle_s / 4, self._check)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None

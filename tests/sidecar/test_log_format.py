@@ -18,7 +18,9 @@ def test_an_unexpected_error_is_one_line_naming_its_type_and_where_it_was_raised
     try:
         _raise_with_a_secret()
     except KeyError:
-        record = logging.LogRecord("astra.sidecar", logging.ERROR, __file__, 1, "unexpected error", None, sys.exc_info())
+        record = logging.LogRecord(
+            "astra.sidecar", logging.ERROR, __file__, 1, "unexpected error", None, sys.exc_info()
+        )
     line = JsonLineFormatter().format(record)
     body = orjson.loads(line)
     assert body["msg"] == "unexpected error"

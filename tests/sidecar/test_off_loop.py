@@ -50,4 +50,3 @@ async def test_a_released_request_is_freed_in_the_lane() -> None:
     await asyncio.wait_for(done.wait(), 5)
     assert watch() is None
     assert freed[0].startswith("astra-large-body")
-
