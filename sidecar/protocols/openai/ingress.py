@@ -45,8 +45,8 @@ class _OpenAIStream:
     frames_openai_sse = True
 
     def encode(self, payloads: list[bytes]) -> bytes:
-        if len(payloads) == 1:  # the usual event of a translated stream
-            return b"data: " + payloads[0] + b"\n\n"
+        if len(payloads) == 1:  # the usual event of a translated stream: no generator, no join
+            return encode_data(payloads[0])
         return b"".join(encode_data(p) for p in payloads)
 
     def close(self) -> bytes:
