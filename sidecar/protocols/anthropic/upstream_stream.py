@@ -113,6 +113,12 @@ class AnthropicStreamTranslator:
         out.append(self._writer.chunk(delta, finish))
         return out
 
+    def _content(self, text: Any) -> list[bytes]:
+        """The chunk of a piece of answer text (`ChunkWriter.content`, the usual chunk)."""
+        if self._writer is not None and type(text) is str:
+            return [self._writer.content(text)]
+        return self._chunk({"content": text})
+
     def _start(self, message: Json | None) -> list[bytes]:
         if self._writer is not None:
             return []
@@ -135,7 +141,7 @@ class AnthropicStreamTranslator:
         index = int(data.get("index") or 0)
         if kind == "text":
             self._blocks[index] = _Block("text")
-            return self._chunk({"content": block["text"]}) if block.get("text") else []
+            return self._content(block["text"]) if block.get("text") else []
         if kind == "tool_use" and self._json_tool and block.get("name") == JSON_TOOL_NAME:
             self._blocks[index] = _Block("json", start_input=block.get("input"))
             return []
@@ -175,9 +181,7 @@ class AnthropicStreamTranslator:
         kind = delta.get("type")
         if kind == "text_delta":
             text = delta.get("text")
-            if text and self._writer is not None and type(text) is str:
-                return [self._writer.content(text)]
-            return self._chunk({"content": text}) if text else []
+            return self._content(text) if text else []
         state = self._blocks.get(int(data.get("index") or 0))
         if kind in ("thinking_delta", "signature_delta"):
             return self._thinking_delta(state, delta)
@@ -188,7 +192,7 @@ class AnthropicStreamTranslator:
 
     def _arguments(self, state: _Block, fragment: str) -> list[bytes]:
         if state.kind == "json":
-            return self._chunk({"content": fragment})
+            return self._content(fragment)
         if state.kind == "tool":
             return self._chunk({"tool_calls": [{"index": state.tool, "function": {"arguments": fragment}}]})
         return []
