@@ -12,7 +12,7 @@ upstream is not read, so a client that reads slowly slows its upstream down and 
 buffer (docs/hardening.md, "Backpressure"). A client that accepts no bytes for
 `limits.clientStallMs` is cut (`_StallWatch`): its connection is reset, the upstream's is
 released, the access line says `client_stalled` and `astra_client_stalls_total` counts it.
-Relaying hands the event loop back every `TURN_BYTES` (`_Relay._rest_translated`), so a fast upstream's stream
+Relaying hands the event loop back every `TURN_BYTES` (`_Turns`), so a fast upstream's stream
 never holds the loop for long.
 """
 
@@ -153,7 +153,7 @@ class _Relay:
     async def _rest_native(self) -> tuple[Failure | None, bool]:
         opened, watch, write = self._opened, self._opened.watch, self.write
         assert watch is not None
-        since_turn = 0
+        turns = _Turns()
         async for read in opened.chunks:
             for data in _pieces(read):
                 await write(data)
@@ -161,23 +161,16 @@ class _Relay:
                     watch.feed(data)
                 except UpstreamError as exc:
                     return exc.failure, True
-                since_turn += len(data)
-                if since_turn >= TURN_BYTES:
-                    since_turn = 0
+                if turns.due(len(data)):
                     await asyncio.sleep(0)
         watch.finish()
         return None, False
 
     async def _rest_translated(self) -> None:
-        """Hands the loop back after every `TURN_BYTES`, inline rather than through another
-        generator (`_pieces`): reads of an upstream that sends fast complete without waiting, so
-        one task would otherwise relay, and translate, all that is buffered in one callback (tens
-        of ms for a few hundred KiB) while a healthy request waited (docs/hardening.md, "No
-        blocking callback")."""
         opened, translator, write = self._opened, self._opened.translator, self.write
         assert translator is not None
         as_is = _as_is_check(translator, self._encoder) if self._guard is None else None
-        since_turn = 0
+        turns = _Turns()
         async for read in opened.chunks:
             for data in _pieces(read):
                 if as_is is not None and as_is(data):
@@ -186,9 +179,7 @@ class _Relay:
                     payloads = translator.feed(data)
                     if payloads and (encoded := self._encode(payloads)):
                         await write(encoded)
-                since_turn += len(data)
-                if since_turn >= TURN_BYTES:
-                    since_turn = 0
+                if turns.due(len(data)):
                     await asyncio.sleep(0)
         tail = translator.finish()
         # The last chunks and the stream's terminator go out in one write.
@@ -289,6 +280,26 @@ class _StallWatch:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+
+
+class _Turns:
+    """When a relay hands the loop back: after every `TURN_BYTES` relayed. Reads of an upstream
+    that sends fast complete without waiting, so one task would otherwise relay, and translate,
+    all that is buffered in one callback (tens of ms for a few hundred KiB) while a healthy
+    request waited (docs/hardening.md, "No blocking callback"). A plain method, not another
+    generator around the reads: each layer costs every chunk of a long stream."""
+
+    __slots__ = ("_since",)
+
+    def __init__(self) -> None:
+        self._since = 0
+
+    def due(self, relayed: int) -> bool:
+        self._since += relayed
+        if self._since < TURN_BYTES:
+            return False
+        self._since = 0
+        return True
 
 
 def _pieces(data: bytes) -> tuple[bytes, ...] | list[bytes]:
