@@ -45,6 +45,12 @@ async def _read_within(request: web.Request, timeout_s: float) -> bytes:
 async def read_json(request: web.Request, max_bytes: int) -> Any:
     """The parsed JSON body, or a ClientError (413 too large, 400 not JSON, 408 slower than
     `limits.clientBodyTimeoutMs`)."""
+    value, _ = await read_json_sized(request, max_bytes)
+    return value
+
+
+async def read_json_sized(request: web.Request, max_bytes: int) -> tuple[Any, int]:
+    """`read_json`, and the body's size as read (after any Content-Encoding)."""
     length = request.content_length
     if length is not None and length > max_bytes:
         raise ClientError(413, f"request body is larger than {max_bytes} bytes", code="request_too_large")
@@ -71,7 +77,7 @@ async def read_json(request: web.Request, max_bytes: int) -> Any:
         raise ClientError(400, "request body is empty; send a JSON object", code="invalid_json")
     try:
         # A large body is parsed in slices, with turns of the loop between them (large_json).
-        return await large_json.loads(raw, max_depth=MAX_NESTING)
+        return await large_json.loads(raw, max_depth=MAX_NESTING), len(raw)
     except large_json.TooDeepError as exc:
         raise ClientError(
             400, f"request body is nested more than {MAX_NESTING} levels deep", code="invalid_json"

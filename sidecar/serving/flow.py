@@ -31,7 +31,7 @@ from astra_sidecar.sidecar.resilience.attempt import CallShape, whole_answer
 from astra_sidecar.sidecar.resilience.plan import Deadline, Outcome, Plan, run_plan
 from astra_sidecar.sidecar.serving import admission, off_loop
 from astra_sidecar.sidecar.serving.calls import call_shape
-from astra_sidecar.sidecar.serving.common import begin_request, end_request, outcome_headers, read_json
+from astra_sidecar.sidecar.serving.common import begin_request, end_request, outcome_headers, read_json_sized
 from astra_sidecar.sidecar.serving.embeddings import kind_mismatch
 from astra_sidecar.sidecar.serving.relay import serve_stream
 from astra_sidecar.sidecar.serving.responses import error_response
@@ -112,11 +112,8 @@ async def _exchange(request: web.Request, codec: IngressCodec, record: AccessRec
     runtime = state.runtime
     if state.draining:
         raise ClientError(503, "the sidecar is shutting down", code="draining", error_type="server_error")
-    raw = await read_json(request, runtime.table.settings.max_body_bytes)
-    length = request.content_length
-    if length is None:  # chunked: aiohttp returns what it already read
-        length = len(await request.read())
-    large = length > off_loop.LARGE_BODY_BYTES
+    raw, size_read = await read_json_sized(request, runtime.table.settings.max_body_bytes)
+    large = size_read > off_loop.LARGE_BODY_BYTES
     parse = functools.partial(codec.parse, raw, request.match_info, request.query, request.headers)
     call = await off_loop.run(parse) if large else parse()
     agent = runtime.agents.get(call.agent_id)
