@@ -22,14 +22,19 @@ class SseEvent(NamedTuple):  # a tuple: one is built per relayed event
     event: str | None = None
 
 
-#: Event names decoded once (the general path decodes each like this, with "replace").
-_EVENT_NAMES = {
-    name.encode(): name
-    for name in (
-        "message_start", "content_block_start", "content_block_delta", "content_block_stop",
-        "message_delta", "message_stop", "ping", "error",
-    )
-}  # fmt: skip
+#: Event names decoded once, for the fast path: a stream uses a handful, so the first
+#: `_EVENT_NAMES_MAX` names seen are kept (and decoded like the general path's, with "replace").
+_EVENT_NAMES: dict[bytes, str] = {}
+_EVENT_NAMES_MAX = 256
+
+
+def _event_name(raw: bytes) -> str:
+    name = _EVENT_NAMES.get(raw)
+    if name is None:
+        name = raw.decode("utf-8", "replace")
+        if len(_EVENT_NAMES) < _EVENT_NAMES_MAX:
+            _EVENT_NAMES[raw] = name
+    return name
 
 
 class SseDecoder:
@@ -108,8 +113,7 @@ class SseDecoder:
             or data_end - name_end - 7 > self._max
         ):
             return None
-        name = _EVENT_NAMES.get(chunk[7:name_end]) or chunk[7:name_end].decode("utf-8", "replace")
-        return [SseEvent(chunk[name_end + 7 : data_end], name)]
+        return [SseEvent(chunk[name_end + 7 : data_end], _event_name(chunk[7:name_end]))]
 
     def idle(self) -> bool:
         """Nothing held from earlier reads: the next read starts a line."""
